@@ -1,0 +1,8 @@
+"""The ``fwp`` command."""
+
+import click
+
+
+@click.group()
+def cli() -> None:
+    """fwp."""

@@ -1,0 +1,1 @@
+"""fwp.painters."""

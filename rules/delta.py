@@ -1,0 +1,175 @@
+"""Delta rules: the Fast Weight Painter's update and its gated variant.
+
+- delta ("Images as Weight Matrices", Irie & Schmidhuber, ICLR 2023, the FPA update):
+  W <- W + lr * (v - W k) k^T, with softmax keys and a sigmoid learning rate.
+- gated delta (Yang, Kautz & Hatamizadeh, "Gated Delta Networks", 2024):
+  W <- alpha W + beta (v - alpha W k) k^T.
+
+The fast paths use the WY / UT-transform form of Yang et al., "Parallelizing Linear Transformers
+with the Delta Rule over Sequence Length" (NeurIPS 2024): every update is u_t k_t^T with
+u_t = beta_t (v_t - W_{t-1} k_t), and the u_t solve one unit lower-triangular system
+(I + diag(beta) tril(K K^T, -1)) U = diag(beta) (V - K W0^T), so W_T = W0 + U^T K.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import einsum, rearrange
+from torch import Tensor
+
+from .activations import RATE_ACTIVATIONS, VECTOR_ACTIVATIONS, decay_weights, lookup
+from .base import (
+    LearningRule,
+    PaintResult,
+    check_sequence_inputs,
+    frames_from_partials,
+    frames_from_updates,
+)
+from .registry import register_rule
+
+
+def _solve_unit_lower(matrix: Tensor, rhs: Tensor) -> Tensor:
+    """Solve ``matrix @ x = rhs`` for a unit lower-triangular ``matrix`` (..., T, T)."""
+    return torch.linalg.solve_triangular(matrix, rhs, upper=False, unitriangular=True)
+
+
+def _key_overlaps(K: Tensor) -> Tensor:
+    """tril(K K^T, -1): (B, C, T, T) with entry [t, s] = k_t . k_s for s < t."""
+    return einsum(K, K, "b c t d, b c s d -> b c t s").tril(-1)
+
+
+def _residual_targets(V: Tensor, K: Tensor, W0: Tensor | None, scale: Tensor | None = None):
+    """V - scale_t * W0 k_t, (B, C, T, H); just V when W0 is None."""
+    if W0 is None:
+        return V
+    recalled = einsum(W0, K, "b c h d, b c t d -> b c t h")
+    if scale is not None:
+        recalled = recalled * scale.unsqueeze(-1)
+    return V - recalled
+
+
+class DeltaRule(LearningRule):
+    """Delta rule W <- W + lr (v - W k) k^T (optionally gated: alpha W + beta (v - alpha W k) k^T)."""
+
+    family = "delta"
+    has_fast_path = True
+
+    def __init__(
+        self,
+        key_activation: str = "softmax",
+        value_activation: str = "none",
+        lr_activation: str = "sigmoid",
+        per_row_lr: bool = False,
+        unscaled_first_update: bool = False,
+        gated: bool = False,
+    ) -> None:
+        if gated and per_row_lr:
+            raise ValueError("the gated delta rule takes a scalar rate; set per_row_lr=False")
+        self.key_fn = lookup(VECTOR_ACTIVATIONS, key_activation, "key activation")
+        self.value_fn = lookup(VECTOR_ACTIVATIONS, value_activation, "value activation")
+        self.lr_fn = lookup(RATE_ACTIVATIONS, lr_activation, "learning-rate activation")
+        self.per_row_lr = per_row_lr
+        self.unscaled_first_update = unscaled_first_update
+        self.gated = gated
+        # with gating, lr = 0 means alpha = 0 as well: the matrix is erased, not kept
+        self.zero_lr_is_identity = not gated
+
+    def lr_size(self, height: int) -> int:
+        """1 (scalar), ``height`` (per row), or 2 for the gated rule: (alpha, beta) logits."""
+        if self.gated:
+            return 2
+        return height if self.per_row_lr else 1
+
+    def activate(self, key_logits: Tensor, value_logits: Tensor, lr_logits: Tensor):
+        return self.key_fn(key_logits), self.value_fn(value_logits), self.lr_fn(lr_logits)
+
+    def activate_sequence(self, key_logits: Tensor, value_logits: Tensor, lr_logits: Tensor):
+        k, v, lr = self.activate(key_logits, value_logits, lr_logits)
+        if self.unscaled_first_update:
+            # the official FPA code writes the first value at full strength
+            lr = torch.cat([torch.ones_like(lr[:, :, :1]), lr[:, :, 1:]], dim=2)
+        return k, v, lr
+
+    def step(self, W: Tensor, k: Tensor, v: Tensor, lr: Tensor) -> Tensor:
+        if self.gated:
+            alpha, beta = lr[..., :1], lr[..., 1:]
+            W = W * alpha.unsqueeze(-1)
+        else:
+            beta = lr
+        recalled = einsum(W, k, "b c h d, b c d -> b c h")
+        return W + einsum(beta * (v - recalled), k, "b c h, b c d -> b c h d")
+
+    def paint(
+        self, K: Tensor, V: Tensor, LR: Tensor, W0: Tensor | None = None, frames: bool = False
+    ) -> Tensor | PaintResult:
+        """The WY / UT-transform fast path: one triangular solve instead of T sequential steps."""
+        check_sequence_inputs(self, K, V, LR, W0)
+        if self.gated:
+            return self._paint_gated(K, V, LR, W0, frames)
+        T = K.shape[2]
+        eye = torch.eye(T, dtype=K.dtype, device=K.device)
+        overlaps = _key_overlaps(K)
+        targets = LR * _residual_targets(V, K, W0)
+        if LR.shape[-1] == 1:
+            U = _solve_unit_lower(eye + LR * overlaps, targets)
+        else:  # a separate system per row h: beta_{t,h} scales row t
+            beta = rearrange(LR, "b c t h -> b c h t 1")
+            system = eye + beta * rearrange(overlaps, "b c t s -> b c 1 t s")
+            rhs = rearrange(targets, "b c t h -> b c h t 1")
+            U = rearrange(_solve_unit_lower(system, rhs), "b c h t 1 -> b c t h")
+        if frames:
+            return frames_from_updates(einsum(U, K, "b c t h, b c t d -> t b c h d"), W0)
+        W = einsum(U, K, "b c t h, b c t d -> b c h d")
+        return W if W0 is None else W + W0
+
+    def _paint_gated(
+        self, K: Tensor, V: Tensor, LR: Tensor, W0: Tensor | None, frames: bool
+    ) -> Tensor | PaintResult:
+        """Gated fast path.
+
+        With gamma_t = prod_{s<=t} alpha_s and L_t = log gamma_t,
+        u_t = beta_t (v_t - gamma_t W0 k_t - sum_{s<t} exp(L_t - L_s) (k_s . k_t) u_s) and
+        W_t = gamma_t W0 + sum_{s<=t} exp(L_t - L_s) u_s k_s^T; only ratios with s <= t appear,
+        so nothing overflows.
+        """
+        T = K.shape[2]
+        alpha, beta = LR[..., 0], LR[..., 1:]
+        log_gamma = torch.log(alpha.clamp_min(torch.finfo(alpha.dtype).tiny)).cumsum(dim=-1)
+        eye = torch.eye(T, dtype=K.dtype, device=K.device)
+        system = eye + beta * _key_overlaps(K) * decay_weights(log_gamma, inclusive=False)
+        U = _solve_unit_lower(system, beta * _residual_targets(V, K, W0, log_gamma.exp()))
+        if frames:
+            weights = decay_weights(log_gamma, inclusive=True)
+            partials = einsum(weights, U, K, "b c t s, b c s h, b c s d -> t b c h d")
+            if W0 is not None:
+                partials = partials + einsum(log_gamma.exp(), W0, "b c t, b c h d -> t b c h d")
+            return frames_from_partials(partials, W0)
+        last = (log_gamma[..., -1:] - log_gamma).exp()
+        W = einsum(U * last.unsqueeze(-1), K, "b c t h, b c t d -> b c h d")
+        if W0 is not None:
+            W = W + W0 * log_gamma[..., -1].exp()[..., None, None]
+        return W
+
+
+register_rule("delta", description="the FPA delta rule: W += sigmoid(lr) (v - W k) k^T, softmax k")(
+    DeltaRule
+)
+register_rule(
+    "delta_official",
+    unscaled_first_update=True,
+    description="delta, first update unscaled by the learning rate (official FPA code)",
+)(DeltaRule)
+register_rule("delta_l2", key_activation="l2", description="delta with L2-normalised keys")(
+    DeltaRule
+)
+register_rule("delta_raw", key_activation="none", description="delta with raw (linear) keys")(
+    DeltaRule
+)
+register_rule("delta_rowlr", per_row_lr=True, description="delta with a per-row learning rate")(
+    DeltaRule
+)
+register_rule(
+    "delta_gated",
+    gated=True,
+    description="gated delta: W <- a W + b (v - a W k) k^T (Yang et al. 2024)",
+)(DeltaRule)
