@@ -1,0 +1,200 @@
+"""Training objectives. An objective owns its networks and optimisers and exposes one step.
+
+The :class:`Trainer` only calls :meth:`Objective.train_step` and saves :meth:`Objective.state_dict`,
+so adversarial, cooperative (CoopNets) and introspective (IGM/WINN) objectives share the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fwp.painters import Generator
+
+from .augment import DiffAugment
+from .config import TrainConfig
+from .discriminator import DiscriminatorOutput, LightweightDiscriminator
+
+
+def make_adam(params: Any, lr: float, betas: tuple[float, float], device: torch.device):
+    """Adam with the fastest implementation the device offers (fused on CUDA, foreach on CPU)."""
+    if device.type == "cuda":
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+
+
+class Objective:
+    """Base class: named networks, named optimisers, one training step.
+
+    Subclasses set ``self.networks`` (must include ``"generator"``) and ``self.optimizers`` and
+    implement :meth:`train_step`.
+    """
+
+    #: names of the losses :meth:`train_step` returns, in a fixed order (metrics.csv columns).
+    loss_names: tuple[str, ...] = ()
+
+    def __init__(self, device: torch.device, amp: bool = False) -> None:
+        self.device = device
+        self.amp = amp and device.type == "cuda"
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @property
+    def generator(self) -> Generator:
+        return self.networks["generator"]  # type: ignore[return-value]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when mixed precision is on, else a no-op."""
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+
+    def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
+        """One optimisation step on real images (B, C, H, W) in [-1, 1].
+
+        Returns:
+            detached scalar losses by name (still on the device: no host synchronisation).
+        """
+        raise NotImplementedError
+
+    def learning_rates(self) -> dict[str, float]:
+        return {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": {name: net.state_dict() for name, net in self.networks.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, net in self.networks.items():
+            net.load_state_dict(state["networks"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+
+    def train(self, mode: bool = True) -> None:
+        for net in self.networks.values():
+            net.train(mode)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Temporarily stop gradients to ``module``'s parameters (they still flow to its input)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+
+
+def hinge_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> Tensor:
+    """Hinge loss of both heads: relu(1 - D(x)) + relu(1 + D(G(z)))."""
+    loss = F.relu(1.0 - real.logits).mean() + F.relu(1.0 + fake.logits).mean()
+    return loss + F.relu(1.0 - real.small_logits).mean() + F.relu(1.0 + fake.small_logits).mean()
+
+
+def hinge_generator_loss(fake: DiscriminatorOutput) -> Tensor:
+    """Hinge generator loss of both heads: -D(G(z))."""
+    return -(fake.logits.mean() + fake.small_logits.mean())
+
+
+def real_gradient_penalty(real: Tensor, output: DiscriminatorOutput) -> Tensor:
+    """(||grad_x D(x)|| - 1)^2 on real images x (B, C, H, W) that require grad."""
+    (grads,) = torch.autograd.grad(
+        (output.logits.sum() + output.small_logits.sum()), real, create_graph=True
+    )
+    return (grads.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+
+
+class AdversarialObjective(Objective):
+    """The GAN objective of "Images as Weight Matrices" (Irie & Schmidhuber, ICLR 2023).
+
+    A Lightweight-GAN discriminator (Liu et al., ICLR 2021) with hinge loss on two heads, an L1
+    reconstruction loss of its self-supervised decoder on real images, a gradient penalty on real
+    images every ``gp_every`` steps, and optional differentiable augmentation of both real and
+    generated images (Zhao et al., 2020).
+    """
+
+    loss_names = ("d_loss", "d_real", "d_fake", "reconstruction", "gradient_penalty", "g_loss")
+
+    def __init__(self, config: TrainConfig, generator: Generator, device: torch.device) -> None:
+        super().__init__(device, amp=config.optim.amp)
+        self.config = config
+        self.discriminator = LightweightDiscriminator(
+            tuple(config.data.size),
+            channels=config.data.channels,
+            base_channels=config.discriminator.base_channels,
+            max_channels=config.discriminator.max_channels,
+        ).to(device)
+        if device.type == "cuda" and not config.run.reference:
+            self.discriminator = self.discriminator.to(memory_format=torch.channels_last)
+        self.networks = {"generator": generator.to(device), "discriminator": self.discriminator}
+        betas = (config.optim.beta1, config.optim.beta2)
+        self.optimizers = {
+            "generator": make_adam(generator.parameters(), config.optim.lr_generator, betas, device),
+            "discriminator": make_adam(
+                self.discriminator.parameters(), config.optim.lr_discriminator, betas, device
+            ),
+        }
+        self.augment = DiffAugment(config.objective.augment, config.objective.augment_probability)
+
+    def _latents(self, batch: int) -> Tensor:
+        return torch.randn(batch, self.generator.latent_dim, device=self.device)
+
+    def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
+        cfg = self.config.objective
+        batch = real.shape[0]
+        d_opt, g_opt = self.optimizers["discriminator"], self.optimizers["generator"]
+
+        # discriminator
+        with torch.no_grad(), self.autocast():
+            fake = self.generator(self._latents(batch))
+        penalise = step % cfg.gp_every == 0
+        real = real.detach().requires_grad_(penalise)
+        d_opt.zero_grad(set_to_none=True)
+        with self.autocast():
+            out_real = self.discriminator(self.augment(real), reconstruct=True)
+            out_fake = self.discriminator(self.augment(fake.detach()))
+            adversarial = hinge_discriminator_loss(out_real, out_fake)
+            reconstruction = out_real.reconstruction_loss
+            d_loss = adversarial + cfg.reconstruction_weight * reconstruction
+        if penalise:
+            penalty = real_gradient_penalty(real, out_real)
+            d_loss = d_loss + cfg.gp_weight * penalty
+        else:
+            penalty = torch.zeros((), device=self.device)
+        d_loss.backward()
+        d_opt.step()
+
+        # generator
+        g_opt.zero_grad(set_to_none=True)
+        with frozen(self.discriminator), self.autocast():
+            g_loss = hinge_generator_loss(self.discriminator(self.augment(
+                self.generator(self._latents(batch))
+            )))
+        g_loss.backward()
+        g_opt.step()
+
+        return {
+            "d_loss": d_loss.detach(),
+            "d_real": out_real.logits.detach().float().mean(),
+            "d_fake": out_fake.logits.detach().float().mean(),
+            "reconstruction": reconstruction.detach().float(),
+            "gradient_penalty": penalty.detach().float(),
+            "g_loss": g_loss.detach().float(),
+        }
+
+
+def build_objective(config: TrainConfig, generator: Generator, device: torch.device) -> Objective:
+    """The objective named by ``config.objective.name``."""
+    if config.objective.name == "adversarial":
+        return AdversarialObjective(config, generator, device)
+    raise ValueError(f"unknown objective {config.objective.name!r}; choose 'adversarial'")

@@ -1,0 +1,49 @@
+"""The controller: an LSTM that reads one input per step and emits the rule's raw logits."""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+
+class LSTMController(nn.Module):
+    """LSTM over T steps with an optional initial state computed from the latent.
+
+    Args:
+        input_dim: size of each step's input.
+        hidden_size: LSTM width.
+        num_layers: stacked LSTM layers.
+        output_dim: logits per step (all channels' keys, values and rates together).
+        latent_dim: when given, (h0, c0) are a linear map of z; otherwise zeros.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_size: int,
+        num_layers: int,
+        output_dim: int,
+        latent_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        self.hidden_size = hidden_size
+        self.lstm = nn.LSTM(input_dim, hidden_size, num_layers=num_layers, batch_first=True)
+        self.initial_state = (
+            nn.Linear(latent_dim, 2 * num_layers * hidden_size) if latent_dim is not None else None
+        )
+        self.head = nn.Linear(hidden_size, output_dim)
+
+    def forward(self, inputs: Tensor, z: Tensor | None = None) -> Tensor:
+        """inputs (B, T, input_dim), z (B, latent_dim) -> logits (B, T, output_dim)."""
+        state = None
+        if self.initial_state is not None:
+            if z is None:
+                raise ValueError("this controller computes its initial state from z; pass z")
+            h0, c0 = rearrange(
+                self.initial_state(z), "b (two l h) -> two l b h", two=2, l=self.num_layers
+            )
+            state = (torch.tanh(h0).contiguous(), c0.contiguous())
+        hidden, _ = self.lstm(inputs, state)
+        return self.head(hidden)

@@ -1,0 +1,218 @@
+"""The Painter engine: latent -> input generator -> LSTM controller -> learning rule -> image.
+
+This is the Fast Weight Painter (FPA) of "Images as Weight Matrices" (Irie & Schmidhuber,
+ICLR 2023) generalised over learning rules: at each of T steps the controller emits, for every
+colour channel, a key (Wd), a value (H) and learning-rate logits; the rule applies one rank-1
+update per step to an (H x Wd) matrix per channel, and the final matrix (through an optional tanh)
+is the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from fwp.rules import LearningRule, PaintResult, get_rule
+
+from .controller import LSTMController
+from .inputs import INPUT_GENERATORS, ChunkedLatentInput, RepeatedLatentInput
+
+OUTPUT_ACTIVATIONS = ("tanh", "none")
+
+
+@dataclass(frozen=True)
+class PainterConfig:
+    """Everything that defines a painter's architecture.
+
+    Attributes:
+        height, width: image size H x Wd (the matrix has H rows and Wd columns).
+        channels: 1 (grey) or 3 (RGB); one matrix per channel.
+        steps: T, the number of rank-1 updates.
+        rule: a registered learning-rule name (``fwp rules`` lists them).
+        rule_options: constructor overrides for the rule.
+        latent_dim: size of z.
+        input_generator: "v1" (z at every step) or "v2" (the paper's chunked input generator).
+        step_latent_dim: v2's per-step latent chunk.
+        controller_input_dim: v2's projected per-step input.
+        hidden_size, num_layers: the LSTM controller.
+        init_state_from_latent: compute the LSTM's initial state from z.
+        output_activation: "tanh" or "none", applied to the final matrix.
+        fast_path: use the rule's parallel ``paint`` when it has one (else scan ``step``).
+    """
+
+    height: int = 64
+    width: int = 64
+    channels: int = 3
+    steps: int = 64
+    rule: str = "delta"
+    rule_options: dict[str, Any] = field(default_factory=dict)
+    latent_dim: int = 512
+    input_generator: str = "v2"
+    step_latent_dim: int = 8
+    controller_input_dim: int = 128
+    hidden_size: int = 1024
+    num_layers: int = 1
+    init_state_from_latent: bool = True
+    output_activation: str = "tanh"
+    fast_path: bool = True
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the option to change when the configuration is invalid."""
+        positive = ("height", "width", "steps", "latent_dim", "step_latent_dim",
+                    "controller_input_dim", "hidden_size", "num_layers")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"painter option {name} must be a positive integer; got {value!r}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"painter option channels must be 1 or 3; got {self.channels!r}")
+        if self.input_generator not in INPUT_GENERATORS:
+            raise ValueError(
+                f"painter option input_generator must be one of {INPUT_GENERATORS}; "
+                f"got {self.input_generator!r}"
+            )
+        if self.output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(
+                f"painter option output_activation must be one of {OUTPUT_ACTIVATIONS}; "
+                f"got {self.output_activation!r}"
+            )
+        get_rule(self.rule, **self.rule_options)  # unknown rule or bad options fail here
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PainterConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown painter options {unknown}; valid options are {sorted(known)}"
+            )
+        return cls(**values)
+
+
+#: named painter configurations. "paper" is the main configuration of Irie & Schmidhuber (2023).
+PAINTER_PRESETS: dict[str, PainterConfig] = {
+    "paper": PainterConfig(),
+    "quick": PainterConfig(
+        height=32,
+        width=32,
+        steps=16,
+        latent_dim=64,
+        step_latent_dim=8,
+        controller_input_dim=64,
+        hidden_size=256,
+    ),
+}
+
+
+def painter_preset(name: str, **overrides: Any) -> PainterConfig:
+    """A preset from :data:`PAINTER_PRESETS` with ``overrides`` applied."""
+    if name not in PAINTER_PRESETS:
+        raise ValueError(f"unknown painter preset {name!r}; choose one of {sorted(PAINTER_PRESETS)}")
+    return replace(PAINTER_PRESETS[name], **overrides)
+
+
+class Painter(nn.Module):
+    """A learning-rule painter: z (B, latent_dim) -> image (B, C, H, Wd)."""
+
+    def __init__(self, config: PainterConfig | None = None) -> None:
+        super().__init__()
+        config = config or PainterConfig()
+        config.validate()
+        self.config = config
+        self.rule: LearningRule = get_rule(config.rule, **config.rule_options)
+        self.lr_size = self.rule.lr_size(config.height)
+        if config.input_generator == "v1":
+            self.inputs: nn.Module = RepeatedLatentInput(config.latent_dim, config.steps)
+        else:
+            self.inputs = ChunkedLatentInput(
+                config.latent_dim, config.steps, config.step_latent_dim, config.controller_input_dim
+            )
+        per_channel = config.width + config.height + self.lr_size
+        self.controller = LSTMController(
+            input_dim=self.inputs.output_dim,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            output_dim=config.channels * per_channel,
+            latent_dim=config.latent_dim if config.init_state_from_latent else None,
+        )
+        self.fast_path = config.fast_path
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def logits(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Raw controller outputs: key (B, C, T, Wd), value (B, C, T, H), lr (B, C, T, L)."""
+        if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
+            raise ValueError(
+                f"z must have shape (B, {self.config.latent_dim}); got {tuple(z.shape)}"
+            )
+        cfg = self.config
+        out = self.controller(self.inputs(z), z)
+        out = rearrange(out, "b t (c n) -> b c t n", c=cfg.channels)
+        return out.split([cfg.width, cfg.height, self.lr_size], dim=-1)
+
+    def sequences(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Activated keys (B, C, T, Wd), values (B, C, T, H), rates (B, C, T, L)."""
+        return self.rule.activate_sequence(*self.logits(z))
+
+    def _output(self, matrix: Tensor) -> Tensor:
+        return torch.tanh(matrix) if self.config.output_activation == "tanh" else matrix
+
+    def paint(self, z: Tensor, frames: bool = False) -> Tensor | PaintResult:
+        """Paint images from latents z (B, latent_dim).
+
+        Returns:
+            images (B, C, H, Wd); with ``frames=True`` a :class:`~fwp.rules.PaintResult` whose
+            ``updates`` are the raw rank-1 updates (T, B, C, H, Wd) and whose ``partials`` and
+            ``image`` have the output activation applied.
+        """
+        K, V, LR = self.sequences(z)
+        run = self.rule.paint if self.fast_path else self.rule.scan
+        result = run(K, V, LR, frames=frames)
+        if not frames:
+            return self._output(result)
+        return PaintResult(
+            image=self._output(result.image),
+            updates=result.updates,
+            partials=self._output(result.partials),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        """z (B, latent_dim) -> images (B, C, H, Wd)."""
+        return self.paint(z)
+
+    def sample_latents(
+        self, num: int, generator: torch.Generator | None = None, device: torch.device | None = None
+    ) -> Tensor:
+        """Standard-normal latents (num, latent_dim)."""
+        device = device or next(self.parameters()).device
+        z = torch.randn(num, self.config.latent_dim, generator=generator)
+        return z.to(device)
+
+    def sample(self, num: int, batch_size: int = 256, seed: int = 0) -> Tensor:
+        """``num`` images (num, C, H, Wd) from fixed-seed latents, painted in batches, on CPU."""
+        return sample_images(self, num, batch_size, seed)
+
+
+@torch.no_grad()
+def sample_images(model: nn.Module, num: int, batch_size: int, seed: int) -> Tensor:
+    """Run ``model`` (latents -> images) on ``num`` fixed-seed latents, in batches, to CPU.
+
+    ``model`` has ``sample_latents(num, generator)``; returns float images (num, C, H, Wd). The
+    latents are drawn all at once, so the result does not depend on ``batch_size``.
+    """
+    latents = model.sample_latents(num, torch.Generator().manual_seed(seed))
+    return torch.cat([model(z).float().cpu() for z in latents.split(batch_size)])
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,14 @@
+"""Session fixtures shared by all test folders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fwp.gan.data import load_images
+
+
+@pytest.fixture(scope="session")
+def tiny_emoji() -> torch.Tensor:
+    """64 real emoji at 16x16, uint8 (64, 3, 16, 16)."""
+    return load_images("emoji", (16, 16), 3, limit=64, progress=False)

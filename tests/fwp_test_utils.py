@@ -1,0 +1,42 @@
+"""Tiny training configurations shared by the gan and cli tests."""
+
+from __future__ import annotations
+
+from fwp.gan.config import TrainConfig, build_config
+
+TINY = {
+    "data.size": [16, 16],
+    "data.limit": 64,
+    "painter.steps": 6,
+    "painter.latent_dim": 16,
+    "painter.controller_input_dim": 16,
+    "painter.hidden_size": 32,
+    "discriminator.base_channels": 8,
+    "discriminator.max_channels": 32,
+    "optim.batch_size": 8,
+    "run.steps": 6,
+    "run.log_every": 2,
+    "run.sample_every": 3,
+    "run.checkpoint_every": 3,
+    "run.num_samples": 8,
+    "run.strip_latents": 2,
+    "run.device": "cpu",
+    "run.tensorboard": False,
+    "run.deterministic": True,
+}
+
+#: the same configuration as ``fwp train`` command-line options
+TINY_CLI = [
+    "--preset", "quick", "--size", "16", "--data-limit", "64", "--painter-steps", "6",
+    "--painter-latent-dim", "16", "--painter-controller-input-dim", "16",
+    "--painter-hidden-size", "32", "--discriminator-base-channels", "8",
+    "--discriminator-max-channels", "32", "--batch-size", "8", "--device", "cpu",
+    "--no-run-tensorboard", "--run-num-samples", "8", "--run-strip-latents", "2",
+]
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    """TINY with overrides given as section__name=value."""
+    options = dict(TINY)
+    options.update({k.replace("__", "."): v for k, v in overrides.items()})
+    return build_config("quick", options=options)
