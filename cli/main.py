@@ -6,6 +6,7 @@ import click
 
 from fwp.rules import list_rules, load_plugin
 
+from .ablate_cmd import ablate
 from .common import format_table, user_errors
 from .data_cmd import data
 from .fid_cmd import fid
@@ -37,8 +38,13 @@ def cli(plugins: tuple[str, ...]) -> None:
 def rules(pattern: str) -> None:
     """List registered learning rules (optionally matching a shell PATTERN, e.g. 'delta*')."""
     rows = [
-        [spec.name, spec.family, spec.description, "yes" if spec.has_fast_path else "no",
-         spec.origin]
+        [
+            spec.name,
+            spec.family,
+            spec.description,
+            "yes" if spec.has_fast_path else "no",
+            spec.origin,
+        ]
         for spec in list_rules(pattern)
     ]
     if not rows:
@@ -50,3 +56,4 @@ cli.add_command(train)
 cli.add_command(paint)
 cli.add_command(data)
 cli.add_command(fid)
+cli.add_command(ablate)

@@ -12,16 +12,29 @@ from .common import user_errors
 
 @click.command()
 @click.argument("source", type=click.Path(exists=True))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Output folder [default: SOURCE_RUN/paintings/seed-SEED].")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder [default: SOURCE_RUN/paintings/seed-SEED].",
+)
 @click.option("--num", default=64, show_default=True, help="Number of images.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the latents.")
 @click.option("--raw", is_flag=True, help="Use the raw generator weights instead of the EMA.")
 @click.option("--best", is_flag=True, help="Use the best (lowest FID) checkpoint of a run.")
 @click.option("--strips", default=4, show_default=True, help="Latents shown in the painting strip.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
-def paint(source: str, out_dir: str | None, num: int, seed: int, raw: bool, best: bool,
-          strips: int, device: str) -> None:
+def paint(
+    source: str,
+    out_dir: str | None,
+    num: int,
+    seed: int,
+    raw: bool,
+    best: bool,
+    strips: int,
+    device: str,
+) -> None:
     """Paint with a trained run directory or checkpoint SOURCE.
 
     Writes images/NNNNN.png, grid.png, strip.png (rank-1 updates above, partial images below,

@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from fwp.gan.config import PRESETS, ConfigError, build_config, option_table
-from fwp.gan.trainer import read_run_config, train as run_training
+from fwp.gan.trainer import read_run_config
+from fwp.gan.trainer import train as run_training
 
 from .common import user_errors
 
@@ -59,7 +60,11 @@ def _config_options(command: Callable) -> Callable:
             option = click.option(*flags, _param_name(dotted), default=None, help=help_text)
         else:
             option = click.option(
-                *names, _param_name(dotted), type=_click_type(kind), default=None, help=help_text,
+                *names,
+                _param_name(dotted),
+                type=_click_type(kind),
+                default=None,
+                help=help_text,
                 metavar=kind.upper().replace("[", "<").replace("]", ">"),
             )
         command = option(command)
@@ -67,16 +72,40 @@ def _config_options(command: Callable) -> Callable:
 
 
 @click.command(context_settings={"max_content_width": 110})
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="paper", show_default=True,
-              help="Base configuration: the paper's main setting, or 'quick' for a CPU.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML or JSON file with [section] tables of options (applied after the preset).")
-@click.option("--set", "assignments", multiple=True, metavar="SECTION.NAME=VALUE",
-              help="Set any option, e.g. --set painter.rule_options='{unscaled_first_update=true}'.")
-@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
-              help="Where to write the run [default: runs/PRESET-RULE-TIMESTAMP].")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Continue the run in this directory from its last checkpoint.")
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default="paper",
+    show_default=True,
+    help="Base configuration: the paper's main setting, or 'quick' for a CPU.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML or JSON file with [section] tables of options (applied after the preset).",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="SECTION.NAME=VALUE",
+    help="Set any option, e.g. --set painter.rule_options='{unscaled_first_update=true}'.",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to write the run [default: runs/PRESET-RULE-TIMESTAMP].",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Continue the run in this directory from its last checkpoint.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @click.option("--quiet", is_flag=True, help="No progress line.")
 @_config_options
@@ -95,7 +124,7 @@ def train(
     Layers, each overriding the one before: --preset, --config FILE, the options below, --set.
     """
     given = {
-        key[len("opt__"):].replace("__", "."): value
+        key[len("opt__") :].replace("__", "."): value
         for key, value in options.items()
         if value is not None
     }
@@ -136,15 +165,17 @@ def _resume_config(
     from fwp.gan.config import parse_assignment, set_option
 
     if config_file is not None or preset != "paper":
-        raise ConfigError("--resume takes the configuration saved in the run; drop --config/--preset")
+        raise ConfigError(
+            "--resume takes the configuration saved in the run; drop --config/--preset"
+        )
     config = read_run_config(run_dir)
     changes = dict(given)
     changes.update(parse_assignment(text) for text in assignments)
     refused = sorted(set(changes) - RESUMABLE)
     if refused:
         raise ConfigError(
-            f"cannot change {', '.join(refused)} when resuming; only {', '.join(sorted(RESUMABLE))} "
-            f"may change (start a new run for other settings)"
+            f"cannot change {', '.join(refused)} when resuming; only "
+            f"{', '.join(sorted(RESUMABLE))} may change (start a new run for other settings)"
         )
     for dotted, value in changes.items():
         set_option(config, dotted, value)

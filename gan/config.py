@@ -195,7 +195,9 @@ class TrainConfig:
             if value < 1:
                 raise ConfigError(f"{name} must be a positive integer; got {value}")
         if self.run.steps < 1 and self.run.minutes <= 0:
-            raise ConfigError("set run.steps (--steps) or run.minutes (--minutes) to a positive value")
+            raise ConfigError(
+                "set run.steps (--steps) or run.minutes (--minutes) to a positive value"
+            )
         for name in ("lr_generator", "lr_discriminator"):
             if getattr(self.optim, name) <= 0:
                 raise ConfigError(f"optim.{name} must be positive")
@@ -376,6 +378,12 @@ def option_table() -> list[tuple[str, str, Any, str]]:
     for section in SECTIONS:
         for f in fields(getattr(defaults, section)):
             kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-            rows.append((f"{section}.{f.name}", kind, getattr(getattr(defaults, section), f.name),
-                         SECTIONS[section].__doc__ or ""))
+            rows.append(
+                (
+                    f"{section}.{f.name}",
+                    kind,
+                    getattr(getattr(defaults, section), f.name),
+                    SECTIONS[section].__doc__ or "",
+                )
+            )
     return rows

@@ -21,8 +21,13 @@ from .config import TrainConfig
 from .discriminator import DiscriminatorOutput, LightweightDiscriminator
 
 
-def make_adam(params: Any, lr: float, betas: tuple[float, float], device: torch.device):
-    """Adam with the fastest implementation the device offers (fused on CUDA, foreach on CPU)."""
+def make_adam(
+    params: Any, lr: float, betas: tuple[float, float], device: torch.device, reference: bool
+):
+    """Adam: the plain per-parameter loop in reference mode, else the fastest implementation the
+    device offers (fused on CUDA, foreach on CPU); all compute the same update."""
+    if reference:
+        return torch.optim.Adam(params, lr=lr, betas=betas, foreach=False)
     if device.type == "cuda":
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
@@ -138,10 +143,17 @@ class AdversarialObjective(Objective):
             self.discriminator = self.discriminator.to(memory_format=torch.channels_last)
         self.networks = {"generator": generator.to(device), "discriminator": self.discriminator}
         betas = (config.optim.beta1, config.optim.beta2)
+        reference = config.run.reference
         self.optimizers = {
-            "generator": make_adam(generator.parameters(), config.optim.lr_generator, betas, device),
+            "generator": make_adam(
+                generator.parameters(), config.optim.lr_generator, betas, device, reference
+            ),
             "discriminator": make_adam(
-                self.discriminator.parameters(), config.optim.lr_discriminator, betas, device
+                self.discriminator.parameters(),
+                config.optim.lr_discriminator,
+                betas,
+                device,
+                reference,
             ),
         }
         self.augment = DiffAugment(config.objective.augment, config.objective.augment_probability)
@@ -177,9 +189,9 @@ class AdversarialObjective(Objective):
         # generator
         g_opt.zero_grad(set_to_none=True)
         with frozen(self.discriminator), self.autocast():
-            g_loss = hinge_generator_loss(self.discriminator(self.augment(
-                self.generator(self._latents(batch))
-            )))
+            g_loss = hinge_generator_loss(
+                self.discriminator(self.augment(self.generator(self._latents(batch))))
+            )
         g_loss.backward()
         g_opt.step()
 

@@ -250,8 +250,12 @@ class Trainer:
                 f"({config.optim.batch_size}); lower --batch-size or add images"
             )
         self.stream = DataStream(
-            images, config.optim.batch_size, seed=run.seed, device=self.device,
-            rank=rank, world_size=world_size,
+            images,
+            config.optim.batch_size,
+            seed=run.seed,
+            device=self.device,
+            rank=rank,
+            world_size=world_size,
         )
         generator = build_generator(config.to_dict())
         self.objective: Objective = build_objective(config, generator, self.device)
@@ -268,9 +272,12 @@ class Trainer:
         self.fid_evaluator = None
 
         self.checkpoint_path = self.run_dir / CHECKPOINT_DIR / LAST
-        columns = (["step", "elapsed_s", "img_per_s"]
-                   + [f"lr_{name}" for name in self.objective.optimizers]
-                   + list(self.objective.loss_names) + ["fid", "kid", "kid_std"])
+        columns = (
+            ["step", "elapsed_s", "img_per_s"]
+            + [f"lr_{name}" for name in self.objective.optimizers]
+            + list(self.objective.loss_names)
+            + ["fid", "kid", "kid_std"]
+        )
         self.metrics = None
         self.progress = Progress(run.steps, config.optim.batch_size, progress and self.is_main)
         if self.is_main:
@@ -348,7 +355,10 @@ class Trainer:
         if self.fid_evaluator is None:
             model = InceptionFeatures(device=self.device)
             reference = reference_stats(
-                cfg.data.source, tuple(cfg.data.size), cfg.data.channels, model=model,
+                cfg.data.source,
+                tuple(cfg.data.size),
+                cfg.data.channels,
+                model=model,
                 limit=cfg.data.limit or None,
             )
             self.fid_evaluator = (model, reference)

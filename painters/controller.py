@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -34,6 +33,24 @@ class LSTMController(nn.Module):
             nn.Linear(latent_dim, 2 * num_layers * hidden_size) if latent_dim is not None else None
         )
         self.head = nn.Linear(hidden_size, output_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The initialisation of the official FPA code (Irie & Schmidhuber, 2023).
+
+        LSTM weights uniform in +-1/sqrt(hidden), output head uniform in +-1/sqrt(output_dim), and
+        a He-normal map from z to the initial state, so that the painting depends strongly on z
+        from the first step of training (with PyTorch's default initialisation the samples start
+        almost identical and GAN training collapses to one image).
+        """
+        bound = self.hidden_size**-0.5
+        for weight in self.lstm.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+        bound = self.head.out_features**-0.5
+        nn.init.uniform_(self.head.weight, -bound, bound)
+        nn.init.uniform_(self.head.bias, -bound, bound)
+        if self.initial_state is not None:
+            nn.init.kaiming_normal_(self.initial_state.weight, mode="fan_in", nonlinearity="relu")
 
     def forward(self, inputs: Tensor, z: Tensor | None = None) -> Tensor:
         """inputs (B, T, input_dim), z (B, latent_dim) -> logits (B, T, output_dim)."""
@@ -44,6 +61,6 @@ class LSTMController(nn.Module):
             h0, c0 = rearrange(
                 self.initial_state(z), "b (two l h) -> two l b h", two=2, l=self.num_layers
             )
-            state = (torch.tanh(h0).contiguous(), c0.contiguous())
+            state = (h0.contiguous(), c0.contiguous())
         hidden, _ = self.lstm(inputs, state)
         return self.head(hidden)

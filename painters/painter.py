@@ -62,8 +62,16 @@ class PainterConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the option to change when the configuration is invalid."""
-        positive = ("height", "width", "steps", "latent_dim", "step_latent_dim",
-                    "controller_input_dim", "hidden_size", "num_layers")
+        positive = (
+            "height",
+            "width",
+            "steps",
+            "latent_dim",
+            "step_latent_dim",
+            "controller_input_dim",
+            "hidden_size",
+            "num_layers",
+        )
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -114,7 +122,9 @@ PAINTER_PRESETS: dict[str, PainterConfig] = {
 def painter_preset(name: str, **overrides: Any) -> PainterConfig:
     """A preset from :data:`PAINTER_PRESETS` with ``overrides`` applied."""
     if name not in PAINTER_PRESETS:
-        raise ValueError(f"unknown painter preset {name!r}; choose one of {sorted(PAINTER_PRESETS)}")
+        raise ValueError(
+            f"unknown painter preset {name!r}; choose one of {sorted(PAINTER_PRESETS)}"
+        )
     return replace(PAINTER_PRESETS[name], **overrides)
 
 

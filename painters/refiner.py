@@ -52,8 +52,10 @@ class UNetRefiner(nn.Module):
         widths = [base_channels * 2**i for i in range(depth + 1)]
         self.stem = ConvBlock(channels, widths[0])
         self.down = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(widths[i], widths[i], 4, stride=2, padding=1),
-                          ConvBlock(widths[i], widths[i + 1]))
+            nn.Sequential(
+                nn.Conv2d(widths[i], widths[i], 4, stride=2, padding=1),
+                ConvBlock(widths[i], widths[i + 1]),
+            )
             for i in range(depth)
         )
         self.up = nn.ModuleList(

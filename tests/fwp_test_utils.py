@@ -27,11 +27,33 @@ TINY = {
 
 #: the same configuration as ``fwp train`` command-line options
 TINY_CLI = [
-    "--preset", "quick", "--size", "16", "--data-limit", "64", "--painter-steps", "6",
-    "--painter-latent-dim", "16", "--painter-controller-input-dim", "16",
-    "--painter-hidden-size", "32", "--discriminator-base-channels", "8",
-    "--discriminator-max-channels", "32", "--batch-size", "8", "--device", "cpu",
-    "--no-run-tensorboard", "--run-num-samples", "8", "--run-strip-latents", "2",
+    "--preset",
+    "quick",
+    "--size",
+    "16",
+    "--data-limit",
+    "64",
+    "--painter-steps",
+    "6",
+    "--painter-latent-dim",
+    "16",
+    "--painter-controller-input-dim",
+    "16",
+    "--painter-hidden-size",
+    "32",
+    "--discriminator-base-channels",
+    "8",
+    "--discriminator-max-channels",
+    "32",
+    "--batch-size",
+    "8",
+    "--device",
+    "cpu",
+    "--no-run-tensorboard",
+    "--run-num-samples",
+    "8",
+    "--run-strip-latents",
+    "2",
 ]
 
 

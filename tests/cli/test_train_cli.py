@@ -15,8 +15,19 @@ def invoke(*args: str):
 
 def test_train_then_paint_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
-    result = invoke("train", *TINY_CLI, "--steps", "4", "--run-sample-every", "2",
-                    "--run-checkpoint-every", "2", "--run-dir", str(run_dir), "--quiet")
+    result = invoke(
+        "train",
+        *TINY_CLI,
+        "--steps",
+        "4",
+        "--run-sample-every",
+        "2",
+        "--run-checkpoint-every",
+        "2",
+        "--run-dir",
+        str(run_dir),
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     assert "finished at step 4" in result.output
     config = json.loads((run_dir / "config.json").read_text())
@@ -26,8 +37,9 @@ def test_train_then_paint_end_to_end(tmp_path):
     assert Image.open(run_dir / "samples" / "samples_0000004.png").size[0] > 16
 
     out = tmp_path / "paintings"
-    result = invoke("paint", str(run_dir), "--out", str(out), "--num", "5", "--strips", "2",
-                    "--device", "cpu")
+    result = invoke(
+        "paint", str(run_dir), "--out", str(out), "--num", "5", "--strips", "2", "--device", "cpu"
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (out / "images").iterdir()) == [f"{i:05d}.png" for i in range(5)]
     gif = Image.open(out / "painting.gif")
@@ -47,9 +59,18 @@ def test_train_then_paint_end_to_end(tmp_path):
 def test_dry_run_prints_the_resolved_configuration(tmp_path):
     config_file = tmp_path / "ablation.toml"
     config_file.write_text('[painter]\nrule = "oja"\nsteps = 8\n[optim]\nbatch_size = 4\n')
-    result = invoke("train", "--preset", "quick", "--config", str(config_file), "--batch-size",
-                    "6", "--set", "painter.rule_options={activate_after_correction=true}",
-                    "--dry-run")
+    result = invoke(
+        "train",
+        "--preset",
+        "quick",
+        "--config",
+        str(config_file),
+        "--batch-size",
+        "6",
+        "--set",
+        "painter.rule_options={activate_after_correction=true}",
+        "--dry-run",
+    )
     resolved = json.loads(result.output)
     assert resolved["painter"]["rule"] == "oja"
     assert resolved["painter"]["steps"] == 8
@@ -71,8 +92,10 @@ def test_dry_run_prints_the_resolved_configuration(tmp_path):
     ],
 )
 def test_bad_options_are_refused_before_any_work(tmp_path, args, message):
-    result = CliRunner().invoke(cli, ["train", "--preset", "quick", *args, "--run-dir",
-                                      str(tmp_path / "run"), "--steps", "1"])
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--preset", "quick", *args, "--run-dir", str(tmp_path / "run"), "--steps", "1"],
+    )
     assert result.exit_code != 0
     assert message in result.output
     assert not (tmp_path / "run" / "checkpoints").exists()

