@@ -39,8 +39,11 @@ class DataSection:
 
 @dataclass
 class DiscriminatorSection:
+    """minibatch_std: append the batch's feature spread before the main head (anti-collapse)."""
+
     base_channels: int = 64
     max_channels: int = 512
+    minibatch_std: bool = False
 
 
 @dataclass

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, reduce
+from einops import rearrange, reduce, repeat
 from torch import Tensor, nn
 
 __all__ = [
@@ -188,6 +188,22 @@ class LogitHead(nn.Module):
         return reduce(self.net(x), "b 1 h w -> b", "mean")
 
 
+def with_minibatch_std(x: Tensor, group: int = 4) -> Tensor:
+    """Append the minibatch standard deviation as one more channel: (B, C, h, w) -> (B, C+1, h, w).
+
+    Karras et al., "Progressive Growing of GANs" (ICLR 2018): within groups of ``group`` samples
+    (or the whole batch when it does not divide), the standard deviation of every feature across
+    the group, averaged to one number per group, tells the discriminator how diverse the batch
+    is, which counters mode collapse. Not part of the FPA paper's discriminator; opt-in.
+    """
+    batch = x.shape[0]
+    size = group if batch % group == 0 else batch
+    grouped = rearrange(x.float(), "(g n) c h w -> g n c h w", n=size)
+    spread = grouped.var(dim=1, unbiased=False).add(1e-8).sqrt().mean(dim=(1, 2, 3))
+    feature = repeat(spread, "g -> (g n) 1 h w", n=size, h=x.shape[2], w=x.shape[3])
+    return torch.cat([x, feature.to(x.dtype)], dim=1)
+
+
 class Decoder(nn.Module):
     """Small upsampling decoder: (B, C_in, h, w) -> (B, C_out, h * 2**n, w * 2**n) in [-1, 1].
 
@@ -243,6 +259,7 @@ class LightweightDiscriminator(nn.Module):
         channels: int = 3,
         base_channels: int = 64,
         max_channels: int = 512,
+        minibatch_std: bool = False,
     ) -> None:
         super().__init__()
         check_discriminator_size(image_size)
@@ -273,7 +290,8 @@ class LightweightDiscriminator(nn.Module):
         self._crop_index = _log2(short // _CROP_SIDE)
         feature_channels = width(_FEATURE_SIDE)
         crop_channels = width(_CROP_SIDE)
-        self.head = LogitHead(feature_channels)
+        self.minibatch_std = minibatch_std
+        self.head = LogitHead(feature_channels + int(minibatch_std))
 
         # Small head on a downsampled copy of the input.
         self._small_side = min(_LOW_RES, short // 2)
@@ -330,7 +348,7 @@ class LightweightDiscriminator(nn.Module):
             x = block(x)
             if i + 1 == self._crop_index:
                 crop_features = x
-        logits = self.head(x)
+        logits = self.head(with_minibatch_std(x) if self.minibatch_std else x)
 
         small = self._downsample(images, self._small_side)
         small_logits = self.small_head(self.small_body(small))

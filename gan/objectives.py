@@ -138,6 +138,7 @@ class AdversarialObjective(Objective):
             channels=config.data.channels,
             base_channels=config.discriminator.base_channels,
             max_channels=config.discriminator.max_channels,
+            minibatch_std=config.discriminator.minibatch_std,
         ).to(device)
         if device.type == "cuda" and not config.run.reference:
             self.discriminator = self.discriminator.to(memory_format=torch.channels_last)

@@ -91,7 +91,9 @@ def check_sequence_inputs(
         raise ValueError(f"W0 must have shape {(B, C, H, Wd)}; got {_describe(W0)}")
     for name, tensor in (("V", V), ("LR", LR)) + ((("W0", W0),) if W0 is not None else ()):
         if tensor.dtype != K.dtype:
-            raise ValueError(f"{name} must have the dtype of K ({K.dtype}); got {_describe(tensor)}")
+            raise ValueError(
+                f"{name} must have the dtype of K ({K.dtype}); got {_describe(tensor)}"
+            )
     return B, C, T, H, Wd
 
 

@@ -49,7 +49,7 @@ def _residual_targets(V: Tensor, K: Tensor, W0: Tensor | None, scale: Tensor | N
 
 
 class DeltaRule(LearningRule):
-    """Delta rule W <- W + lr (v - W k) k^T (optionally gated: alpha W + beta (v - alpha W k) k^T)."""
+    """Delta rule W <- W + lr (v - W k) k^T (or gated: alpha W + beta (v - alpha W k) k^T)."""
 
     family = "delta"
     has_fast_path = True

@@ -54,7 +54,7 @@ class HebbianRule(LearningRule):
         self, K: Tensor, V: Tensor, LR: Tensor, W0: Tensor | None = None, frames: bool = False
     ) -> Tensor | PaintResult:
         """All steps as one einsum: W_T = decay^T W0 + sum_t decay^(T-1-t) lr_t v_t k_t^T."""
-        B, C, T, H, Wd = check_sequence_inputs(self, K, V, LR, W0)
+        T = check_sequence_inputs(self, K, V, LR, W0)[2]
         scaled = LR * V
         if not frames:
             if self.decay != 1.0:

@@ -1,4 +1,4 @@
-"""The learning-rule registry: register by decorator, discover plugins by entry point, create by name.
+"""The learning-rule registry: register by decorator, find plugins by entry point, create by name.
 
 A *family* is one :class:`~fwp.rules.base.LearningRule` subclass; a registered *rule* is a name
 bound to a family and a configuration (keyword arguments of the family's constructor), so variants
@@ -54,7 +54,9 @@ class RuleSpec:
         try:
             rule = self.cls(**{**self.config, **overrides})
         except TypeError as err:
-            raise ValueError(f"cannot configure rule {self.name!r} with {overrides}: {err}") from err
+            raise ValueError(
+                f"cannot configure rule {self.name!r} with {overrides}: {err}"
+            ) from err
         rule.name = self.name
         rule.description = self.description
         return rule

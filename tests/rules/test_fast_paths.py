@@ -1,0 +1,68 @@
+"""Every fast path (``paint``) against the reference scan over ``step``: values and gradients.
+
+Parametrised over the registered rules that declare a fast path, so a new rule or plugin with a
+``paint`` of its own is compared automatically: float64 with a tight tolerance, float32 with a
+loose one, with and without W0, with and without frames. The paper's size (T = 64, 64 x 64) is
+checked in float32 for the rules the painter uses most.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fwp.rules import get_rule, list_rules
+from fwp.rules import testing as rt
+
+FAST = [spec.name for spec in list_rules() if spec.has_fast_path]
+DTYPES = [pytest.param(torch.float64, id="float64"), pytest.param(torch.float32, id="float32")]
+W0S = [pytest.param(False, id="zeros"), pytest.param(True, id="W0")]
+
+
+def test_the_built_in_fast_paths_are_all_covered() -> None:
+    assert {"delta", "delta_gated", "delta_rowlr", "delta_official", "hebb", "hebb_decay"} <= set(
+        FAST
+    )
+
+
+@pytest.mark.parametrize("with_w0", W0S)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", FAST)
+def test_fast_path_matches_scan(name: str, dtype: torch.dtype, with_w0: bool) -> None:
+    """Values, gradients w.r.t. K, V, LR (and W0), and frames; rtol 1e-9 (f64) / 1e-4 (f32)."""
+    rt.run_check(
+        name, rt.check_fast_path_matches_scan, max_examples=12, dtype=dtype, with_w0=with_w0
+    )
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fast_path_single_step_and_single_pixel(name: str) -> None:
+    """The smallest cases: T = 1, and 1 x 1 images."""
+    for shape in [dict(steps=1, height=3, width=4), dict(steps=5, height=1, width=1)]:
+        x = rt.make_rule_inputs(name, batch=2, channels=2, seed=7, **shape)
+        rt.check_fast_path_matches_scan(name, x)
+
+
+@pytest.mark.parametrize("name", ["delta", "delta_rowlr", "delta_gated", "hebb"])
+def test_fast_path_at_the_papers_size_float32(name: str) -> None:
+    """T = 64 steps, 64 x 64, B = 2, C = 3, float32 (observed errors are about 1e-6).
+
+    The key logits are large (norm up to 16) so that softmax keys are peaked as in a trained
+    painter and the delta rule's W k term matters.
+    """
+    x = rt.make_rule_inputs(
+        name, batch=2, channels=3, steps=64, height=64, width=64, seed=0, dtype=torch.float32,
+        logit_norm=16.0,
+    )
+    with rt.single_thread():
+        rt.check_fast_path_matches_scan(name, x, rtol=1e-4)
+
+
+def test_fast_path_detects_a_difference_at_float64_tolerance() -> None:
+    """The tolerance is tight enough to see a 1e-7 relative change of the rates."""
+    rule = get_rule("delta")
+    x = rt.make_rule_inputs(rule, batch=2, channels=2, steps=6, height=4, width=5, seed=1)
+    nudged = x.replace(LR=x.LR * (1 + 1e-7))
+    out = rule.paint(nudged.K, nudged.V, nudged.LR, W0=nudged.W0)
+    with pytest.raises(AssertionError, match=r"exceeds 1\.0e-09"):
+        rt.assert_close(out, rule.scan(x.K, x.V, x.LR, W0=x.W0), 1e-9, "nudged")
