@@ -340,7 +340,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "controller_input_dim": 64,
             "hidden_size": 256,
         },
-        "discriminator": {"base_channels": 32, "max_channels": 256},
+        "discriminator": {"base_channels": 16, "max_channels": 128},
         "optim": {"batch_size": 32, "ema_decay": 0.99},
         "run": {
             "steps": 1500,

@@ -349,7 +349,8 @@ class Trainer:
         )
 
     def evaluate_fid(self) -> dict[str, float]:
-        from .metrics import InceptionFeatures, compare_stats, feature_stats, reference_stats
+        """FID/KID of ``run.fid_num`` EMA samples against cached reference statistics."""
+        from .metrics import InceptionFeatures, evaluate_painter, reference_stats
 
         cfg = self.config
         if self.fid_evaluator is None:
@@ -363,8 +364,9 @@ class Trainer:
             )
             self.fid_evaluator = (model, reference)
         model, reference = self.fid_evaluator
-        fake = self.ema.sample(cfg.run.fid_num, batch_size=256, seed=cfg.run.seed + 2)
-        result = compare_stats(reference, feature_stats(fake, model, progress=False))
+        result = evaluate_painter(
+            self.ema, reference, model, num=cfg.run.fid_num, seed=cfg.run.seed + 2, progress=False
+        )
         return {"fid": result.fid, "kid": result.kid, "kid_std": result.kid_std}
 
     # -- the loop ------------------------------------------------------------------------------

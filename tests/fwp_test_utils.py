@@ -62,3 +62,23 @@ def tiny_config(**overrides) -> TrainConfig:
     options = dict(TINY)
     options.update({k.replace("__", "."): v for k, v in overrides.items()})
     return build_config("quick", options=options)
+
+
+def random_inception_weights(path, seed: int = 0):
+    """A randomly initialised FID Inception state dict (pytorch-fid layout) saved at ``path``.
+
+    Same architecture and cost as the real network, so the FID plumbing is exercised without the
+    real weights.
+    """
+    import torch
+    from torch import nn
+
+    from fwp.gan import metrics
+
+    torch.manual_seed(seed)
+    net = metrics._fid_inception_skeleton()
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    torch.save(net.state_dict(), path)
+    return path

@@ -1,0 +1,31 @@
+import csv
+import math
+
+from fwp_test_utils import random_inception_weights, tiny_config
+
+from fwp.gan.checkpoint import load_checkpoint
+from fwp.gan.metrics import FID_WEIGHTS_ENV
+from fwp.gan.trainer import Trainer
+
+
+def test_fid_during_training_is_logged_and_keeps_the_best_checkpoint(
+    tmp_path, tiny_emoji, monkeypatch
+):
+    monkeypatch.setenv("FWP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(FID_WEIGHTS_ENV, str(random_inception_weights(tmp_path / "inception.pth")))
+    config = tiny_config(run__steps=4, run__fid_every=2, run__fid_num=12, data__limit=24)
+    trainer = Trainer(config, tmp_path / "run", images=tiny_emoji[:24], progress=False)
+    result = trainer.run()
+
+    with (tmp_path / "run" / "metrics.csv").open() as handle:
+        rows = [row for row in csv.DictReader(handle) if row["fid"]]
+    assert [int(row["step"]) for row in rows] == [2, 4]
+    scores = [float(row["fid"]) for row in rows]
+    assert all(math.isfinite(s) and s >= 0 for s in scores)
+    assert all(row["kid"] and row["kid_std"] for row in rows)
+    assert result.best_fid == min(scores)
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert best["best_fid"] == min(scores)
+    assert best["step"] == [2, 4][scores.index(min(scores))]
+    # the reference statistics were cached once for this dataset and resolution
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 1
