@@ -365,7 +365,13 @@ class Trainer:
             self.fid_evaluator = (model, reference)
         model, reference = self.fid_evaluator
         result = evaluate_painter(
-            self.ema, reference, model, num=cfg.run.fid_num, seed=cfg.run.seed + 2, progress=False
+            self.ema,
+            reference,
+            model,
+            num=cfg.run.fid_num,
+            seed=cfg.run.seed + 2,
+            progress=False,
+            fid_method="eigh",
         )
         return {"fid": result.fid, "kid": result.kid, "kid_std": result.kid_std}
 

@@ -7,6 +7,10 @@ import torch
 
 from fwp.gan.data import load_images
 
+# The tests run many tiny tensor operations, for which one thread is faster than several and
+# results do not depend on how many cores the machine has.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def tiny_emoji() -> torch.Tensor:
