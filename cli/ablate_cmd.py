@@ -117,9 +117,10 @@ def ablate() -> None:
     cell, then mean and std per configuration over seeds), fid_curves.png and paintings.png.
 
     \b
-    Example (three rule families on emoji, quick preset, two cells at once on a CPU):
-      fwp ablate runs/rule-families --preset quick --rules delta --rules hebb --rules oja \\
-          --steps 400 --fid-every 200 --fid-num 500 --jobs 2
+    Example: the three rule families on emoji with the quick preset, the three cells at once
+    (about 30 minutes on 2 CPU cores, including the one-off FID statistics of emoji):
+      fwp ablate runs/rule-families --preset quick --rule delta --rule hebb --rule oja \\
+          --steps 1000 --fid-every 250 --fid-num 500 --jobs 3
     """
 
 
@@ -206,14 +207,15 @@ def _echo_report(sweep_dir: Path) -> list[str]:
                    "[default: the base configuration's rule].")
 @click.option("--seeds", default=None, metavar="N|S1,S2,..",
               help="Seeds of every configuration: a count (3 = seeds 0,1,2) or a list (0,7) "
-                   "[default: 0].")
+                   "[default: the base configuration's seed, 0].")
 @click.option("--set", "assignments", multiple=True, metavar="SECTION.NAME=V1[,V2..]",
               help="Sweep an option over comma-separated values (painter.steps=16,64); one value "
                    "sets it for every cell. Values are read as TOML: quote a string holding a "
                    "comma ('objective.augment=\"translation,cutout\"'). Repeatable.")
 @click.option("--sweep", "sweep_file", type=click.Path(dir_okay=False), default=None,
               help="A TOML sweep file ([sweep] rules/seeds/preset/steps/minutes/fid_every/"
-                   "fid_num/plugins, [sweep.set] swept options, [base.SECTION] fixed options); "
+                   "fid_num/plugins/config, [sweep.set] swept options, [base.SECTION] fixed "
+                   "options); "
                    "the command line adds to and overrides it.")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
               help="Base configuration of every cell [default: the sweep file's, else paper].")
@@ -265,6 +267,7 @@ def run(
       seeds = 2                        # a count, or a list [0, 7]
       steps = 300                      # and/or minutes = 10; fid_every, fid_num
       plugins = ["my_rules.py"]        # relative to the sweep file
+      config = "base.toml"             # a configuration file (as --config)
       [sweep.set]                      # every list is an axis of the grid
       "painter.steps" = [16, 64]
       [base.optim]                     # fixed options of every cell

@@ -23,11 +23,20 @@ BEST = "best.pt"
 CONFIG_FILE = "config.json"
 
 
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """A temporary file in ``path``'s folder with the permissions a plain ``open`` would give."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, name
+
+
 def atomic_save(payload: Any, path: str | Path) -> Path:
     """``torch.save`` to ``path`` via a temporary file, fsync and rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = _temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
@@ -51,8 +60,7 @@ def atomic_save(payload: Any, path: str | Path) -> Path:
 def atomic_write_text(text: str, path: str | Path) -> Path:
     """Write a text file atomically (temporary file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = _temporary_beside(path)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
         handle.flush()
