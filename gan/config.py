@@ -96,21 +96,30 @@ class RunSection:
     tensorboard: bool = True
 
 
-@dataclass
-class PainterSection:
-    """Painter options; its image size and channels follow the data section."""
+#: painter options that the training configuration derives instead of setting
+DERIVED_PAINTER_OPTIONS = ("height", "width", "channels", "fast_path")
 
-    steps: int = 64
-    rule: str = "delta"
-    rule_options: dict[str, Any] = field(default_factory=dict)
-    latent_dim: int = 512
-    input_generator: str = "v2"
-    step_latent_dim: int = 8
-    controller_input_dim: int = 128
-    hidden_size: int = 1024
-    num_layers: int = 1
-    init_state_from_latent: bool = True
-    output_activation: str = "tanh"
+
+def _painter_section_fields() -> list[tuple[str, Any, Any]]:
+    """The fields of :class:`PainterConfig`, less the derived ones, with the same defaults."""
+    result = []
+    for f in fields(PainterConfig):
+        if f.name in DERIVED_PAINTER_OPTIONS:
+            continue
+        if f.default_factory is not dataclasses.MISSING:
+            result.append((f.name, f.type, field(default_factory=f.default_factory)))
+        else:
+            result.append((f.name, f.type, field(default=f.default)))
+    return result
+
+
+#: painter options of a run: :class:`PainterConfig` without its size, channels and fast-path
+#: flag, which follow the data and run sections (one source of truth for names and defaults).
+PainterSection = dataclasses.make_dataclass(
+    "PainterSection",
+    _painter_section_fields(),
+    namespace={"__doc__": "Painter options; image size and channels follow the data section."},
+)
 
 
 SECTIONS: dict[str, type] = {
@@ -149,24 +158,13 @@ class TrainConfig:
 
     def painter_config(self) -> PainterConfig:
         """The :class:`PainterConfig` this run trains (size and channels from the data)."""
-        p = self.painter
         height, width = self.data.size
         return PainterConfig(
             height=height,
             width=width,
             channels=self.data.channels,
-            steps=p.steps,
-            rule=p.rule,
-            rule_options=dict(p.rule_options),
-            latent_dim=p.latent_dim,
-            input_generator=p.input_generator,
-            step_latent_dim=p.step_latent_dim,
-            controller_input_dim=p.controller_input_dim,
-            hidden_size=p.hidden_size,
-            num_layers=p.num_layers,
-            init_state_from_latent=p.init_state_from_latent,
-            output_activation=p.output_activation,
             fast_path=not self.run.reference,
+            **dataclasses.asdict(self.painter),
         )
 
     # -- validation ---------------------------------------------------------------------------
