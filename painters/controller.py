@@ -24,8 +24,10 @@ class LSTMController(nn.Module):
         num_layers: int,
         output_dim: int,
         latent_dim: int | None = None,
+        head_init_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        self.head_init_scale = head_init_scale
         self.num_layers = num_layers
         self.hidden_size = hidden_size
         self.lstm = nn.LSTM(input_dim, hidden_size, num_layers=num_layers, batch_first=True)
@@ -38,7 +40,8 @@ class LSTMController(nn.Module):
     def reset_parameters(self) -> None:
         """The initialisation of the official FPA code (Irie & Schmidhuber, 2023).
 
-        LSTM weights uniform in +-1/sqrt(hidden), output head uniform in +-1/sqrt(output_dim), and
+        LSTM weights uniform in +-1/sqrt(hidden), output head uniform in +-s/sqrt(output_dim) with
+        s = ``head_init_scale`` (the official code's "kvb_init_fact", 1 by default), and
         a He-normal map from z to the initial state, so that the painting depends strongly on z
         from the first step of training (with PyTorch's default initialisation the samples start
         almost identical and GAN training collapses to one image).
@@ -46,7 +49,7 @@ class LSTMController(nn.Module):
         bound = self.hidden_size**-0.5
         for weight in self.lstm.parameters():
             nn.init.uniform_(weight, -bound, bound)
-        bound = self.head.out_features**-0.5
+        bound = self.head_init_scale * self.head.out_features**-0.5
         nn.init.uniform_(self.head.weight, -bound, bound)
         nn.init.uniform_(self.head.bias, -bound, bound)
         if self.initial_state is not None:

@@ -41,6 +41,8 @@ class PainterConfig:
         hidden_size, num_layers: the LSTM controller.
         init_state_from_latent: compute the LSTM's initial state from z.
         output_activation: "tanh" or "none", applied to the final matrix.
+        head_init_scale: scale of the output head's initial weights (larger: more contrast and
+            more difference between latents at the start of training).
         fast_path: use the rule's parallel ``paint`` when it has one (else scan ``step``).
     """
 
@@ -58,6 +60,7 @@ class PainterConfig:
     num_layers: int = 1
     init_state_from_latent: bool = True
     output_activation: str = "tanh"
+    head_init_scale: float = 1.0
     fast_path: bool = True
 
     def validate(self) -> None:
@@ -151,6 +154,7 @@ class Painter(nn.Module):
             num_layers=config.num_layers,
             output_dim=config.channels * per_channel,
             latent_dim=config.latent_dim if config.init_state_from_latent else None,
+            head_init_scale=config.head_init_scale,
         )
         self.fast_path = config.fast_path
 
