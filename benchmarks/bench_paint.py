@@ -173,8 +173,9 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(
                     [rule, str(batch), mode, f"{scan:.2f}", f"{fast:.2f}", f"{scan / fast:.1f}x"]
                 )
-                print(f"  {rule} B={batch} {mode}: scan {scan:.2f} ms, fast {fast:.2f} ms",
-                      flush=True)
+                print(
+                    f"  {rule} B={batch} {mode}: scan {scan:.2f} ms, fast {fast:.2f} ms", flush=True
+                )
     print()
     print(format_table(rows, ["rule", "B", "pass", "scan ms", "fast ms", "scan/fast"]))
 

@@ -41,8 +41,9 @@ def time_training(preset: str, options: dict, warmup: int, steps: int) -> dict:
     config = build_config(preset, options=options)
     batch = config.optim.batch_size
     size = tuple(config.data.size)
-    images = torch.randint(0, 256, (max(4 * batch, 64), config.data.channels, *size),
-                           dtype=torch.uint8)
+    images = torch.randint(
+        0, 256, (max(4 * batch, 64), config.data.channels, *size), dtype=torch.uint8
+    )
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, run_dir, images=images, progress=False)
         device = trainer.device
@@ -88,8 +89,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small configuration for a CPU")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch", type=int, nargs="*", default=None,
-                        help="batch sizes (default: 20 for the paper, 32 with --quick)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        nargs="*",
+        default=None,
+        help="batch sizes (default: 20 for the paper, 32 with --quick)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 50 / 5)")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--generation-batch", type=int, default=256)
@@ -101,8 +107,10 @@ def main() -> None:
     warmup = args.warmup if args.warmup is not None else (2 if args.quick else 10)
     base = {"run.device": args.device, "run.tensorboard": False}
 
-    header = (f"{'mode':<10} {'device':<8} {'config':<7} {'batch':>5} {'ms/step':>9} "
-              f"{'img/s':>9} {'peak GiB':>9} {'speed-up':>9}")
+    header = (
+        f"{'mode':<10} {'device':<8} {'config':<7} {'batch':>5} {'ms/step':>9} "
+        f"{'img/s':>9} {'peak GiB':>9} {'speed-up':>9}"
+    )
     print(header)
     print("-" * len(header))
     generators = {}
@@ -115,13 +123,17 @@ def main() -> None:
         for mode, r in results.items():
             ratio = results["reference"]["ms"] / r["ms"]
             peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
-            print(f"{mode:<10} {r['device']:<8} {preset:<7} {batch:>5} {r['ms']:>9.1f} "
-                  f"{r['img_s']:>9.1f} {peak:>9} {ratio:>8.2f}x")
+            print(
+                f"{mode:<10} {r['device']:<8} {preset:<7} {batch:>5} {r['ms']:>9.1f} "
+                f"{r['img_s']:>9.1f} {peak:>9} {ratio:>8.2f}x"
+            )
 
     print()
     print(f"generation (painter only, no grad, batch {args.generation_batch})")
-    rates = {mode: time_generation(g, args.generation_batch, 5 if args.quick else 20)
-             for mode, g in generators.items()}
+    rates = {
+        mode: time_generation(g, args.generation_batch, 5 if args.quick else 20)
+        for mode, g in generators.items()
+    }
     for mode, rate in rates.items():
         print(f"{mode:<10} {rate:>12.1f} img/s {rate / rates['reference']:>8.2f}x")
 

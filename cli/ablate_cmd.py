@@ -50,7 +50,9 @@ def _train_options(command: Callable) -> Callable:
     """Every ``fwp train`` configuration option, except the rule and seed (swept here)."""
     command = _config_options(command)
     command.__click_params__ = [  # type: ignore[attr-defined]
-        p for p in command.__click_params__ if p.name not in _SWEPT_BY_FLAGS  # type: ignore
+        p
+        for p in command.__click_params__
+        if p.name not in _SWEPT_BY_FLAGS  # type: ignore
     ]
     return command
 
@@ -83,8 +85,15 @@ class TrainLauncher:
             for key, value in config_changes(saved, cell.config.to_dict()).items():
                 args += ["--set", f"{key}={_toml_literal(value)}"]
             return args
-        return ["--preset", cell.config.preset, "--config", str(plan_path(cell)),
-                "--run-dir", str(cell.run_dir), "--quiet"]
+        return [
+            "--preset",
+            cell.config.preset,
+            "--config",
+            str(plan_path(cell)),
+            "--run-dir",
+            str(cell.run_dir),
+            "--quiet",
+        ]
 
     def argv(self, cell: Cell) -> list[str]:
         plugin_args = [arg for plugin in self.plugins for arg in ("--plugin", plugin)]
@@ -185,11 +194,20 @@ def _summary_table(summaries: list[ConfigSummary]) -> str:
             return "-"
         return f"{mean:{digits}}" + (f" ± {std:{digits}}" if std is not None else "")
 
-    rows = [[s.configuration, f"{s.finished}/{s.seeds}", show(s, "steps", ".0f"),
-             show(s, "final_fid", ".2f"), show(s, "best_fid", ".2f"),
-             show(s, "img_per_s", ".1f")] for s in summaries]
-    return format_table(["configuration", "seeds done", "steps", "final FID", "best FID",
-                         "img/s"], rows)
+    rows = [
+        [
+            s.configuration,
+            f"{s.finished}/{s.seeds}",
+            show(s, "steps", ".0f"),
+            show(s, "final_fid", ".2f"),
+            show(s, "best_fid", ".2f"),
+            show(s, "img_per_s", ".1f"),
+        ]
+        for s in summaries
+    ]
+    return format_table(
+        ["configuration", "seeds done", "steps", "final FID", "best FID", "img/s"], rows
+    )
 
 
 def _echo_report(sweep_dir: Path) -> list[str]:
@@ -202,35 +220,80 @@ def _echo_report(sweep_dir: Path) -> list[str]:
 
 @ablate.command("run", context_settings={"max_content_width": 110})
 @click.argument("sweep_dir", type=click.Path(file_okay=False))
-@click.option("--rule", "--rules", "rules", multiple=True, metavar="NAME|PATTERN",
-              help="A rule to sweep, or a shell pattern of rule names ('delta*'). Repeatable "
-                   "[default: the base configuration's rule].")
-@click.option("--seeds", default=None, metavar="N|S1,S2,..",
-              help="Seeds of every configuration: a count (3 = seeds 0,1,2) or a list (0,7) "
-                   "[default: the base configuration's seed, 0].")
-@click.option("--set", "assignments", multiple=True, metavar="SECTION.NAME=V1[,V2..]",
-              help="Sweep an option over comma-separated values (painter.steps=16,64); one value "
-                   "sets it for every cell. Values are read as TOML: quote a string holding a "
-                   "comma ('objective.augment=\"translation,cutout\"'). Repeatable.")
-@click.option("--sweep", "sweep_file", type=click.Path(dir_okay=False), default=None,
-              help="A TOML sweep file ([sweep] rules/seeds/preset/steps/minutes/fid_every/"
-                   "fid_num/plugins/config, [sweep.set] swept options, [base.SECTION] fixed "
-                   "options); "
-                   "the command line adds to and overrides it.")
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
-              help="Base configuration of every cell [default: the sweep file's, else paper].")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="A TOML/JSON configuration file applied to every cell (as in fwp train).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells trained at once on the CPU, each in its own process with "
-                   "OMP_NUM_THREADS = cores / jobs (unless set).")
-@click.option("--gpus", default=None, metavar="ID,ID,..",
-              help="Train one cell per listed GPU at once (CUDA_VISIBLE_DEVICES per cell).")
-@click.option("--in-process", is_flag=True,
-              help="Train the cells one after another inside this process, without isolation "
-                   "(for debugging; a crash stops the sweep).")
-@click.option("--retry-failed/--skip-failed", default=True, show_default=True,
-              help="Whether a re-run trains failed cells again.")
+@click.option(
+    "--rule",
+    "--rules",
+    "rules",
+    multiple=True,
+    metavar="NAME|PATTERN",
+    help="A rule to sweep, or a shell pattern of rule names ('delta*'). Repeatable "
+    "[default: the base configuration's rule].",
+)
+@click.option(
+    "--seeds",
+    default=None,
+    metavar="N|S1,S2,..",
+    help="Seeds of every configuration: a count (3 = seeds 0,1,2) or a list (0,7) "
+    "[default: the base configuration's seed, 0].",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="SECTION.NAME=V1[,V2..]",
+    help="Sweep an option over comma-separated values (painter.steps=16,64); one value "
+    "sets it for every cell. Values are read as TOML: quote a string holding a "
+    "comma ('objective.augment=\"translation,cutout\"'). Repeatable.",
+)
+@click.option(
+    "--sweep",
+    "sweep_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A TOML sweep file ([sweep] rules/seeds/preset/steps/minutes/fid_every/"
+    "fid_num/plugins/config, [sweep.set] swept options, [base.SECTION] fixed "
+    "options); "
+    "the command line adds to and overrides it.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default=None,
+    help="Base configuration of every cell [default: the sweep file's, else paper].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A TOML/JSON configuration file applied to every cell (as in fwp train).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Cells trained at once on the CPU, each in its own process with "
+    "OMP_NUM_THREADS = cores / jobs (unless set).",
+)
+@click.option(
+    "--gpus",
+    default=None,
+    metavar="ID,ID,..",
+    help="Train one cell per listed GPU at once (CUDA_VISIBLE_DEVICES per cell).",
+)
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Train the cells one after another inside this process, without isolation "
+    "(for debugging; a crash stops the sweep).",
+)
+@click.option(
+    "--retry-failed/--skip-failed",
+    default=True,
+    show_default=True,
+    help="Whether a re-run trains failed cells again.",
+)
 @click.option("--dry-run", is_flag=True, help="List the cells and their status; train nothing.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @_train_options
@@ -274,7 +337,7 @@ def run(
       batch_size = 16
     """
     given = {
-        key[len("opt__"):].replace("__", "."): value
+        key[len("opt__") :].replace("__", "."): value
         for key, value in options.items()
         if value is not None
     }
@@ -301,17 +364,30 @@ def run(
         click.echo(format_table(["cell", "rule", "options", "seed", "status"], rows))
         run_cfg = cells[0].config.run
         budget = f"{run_cfg.steps:,} steps" + (
-            f" or {run_cfg.minutes:g} minutes" if run_cfg.minutes else "")
-        fid = (f"FID every {run_cfg.fid_every:,} steps on {run_cfg.fid_num:,} samples"
-               if run_cfg.fid_every else "no FID")
-        click.echo(f"{len(cells)} cells in {sweep_path}; each trains for {budget}; {fid}. "
-                   f"Nothing was run (--dry-run).")
+            f" or {run_cfg.minutes:g} minutes" if run_cfg.minutes else ""
+        )
+        fid = (
+            f"FID every {run_cfg.fid_every:,} steps on {run_cfg.fid_num:,} samples"
+            if run_cfg.fid_every
+            else "no FID"
+        )
+        click.echo(
+            f"{len(cells)} cells in {sweep_path}; each trains for {budget}; {fid}. "
+            f"Nothing was run (--dry-run)."
+        )
         return
     launcher = TrainLauncher(tuple(spec.plugins))
     try:
         with user_errors():
-            summary = run_sweep(cells, launcher, jobs=jobs, gpus=gpu_ids, in_process=in_process,
-                                retry_failed=retry_failed, progress=not quiet)
+            summary = run_sweep(
+                cells,
+                launcher,
+                jobs=jobs,
+                gpus=gpu_ids,
+                in_process=in_process,
+                retry_failed=retry_failed,
+                progress=not quiet,
+            )
     except KeyboardInterrupt:
         with user_errors():
             _echo_report(sweep_path)

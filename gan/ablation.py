@@ -316,7 +316,7 @@ def _configuration_name(rule: str, settings: dict[str, Any]) -> str:
     parts = [_safe(rule)] + [_safe(f"{k}={format_value(v)}") for k, v in settings.items()]
     name = "-".join(parts)
     if len(name) > _MAX_NAME:
-        name = f"{name[:_MAX_NAME - 7]}-{_digest([rule, settings])}"
+        name = f"{name[: _MAX_NAME - 7]}-{_digest([rule, settings])}"
     return name
 
 
@@ -351,14 +351,20 @@ def expand(spec: SweepSpec, sweep_dir: str | Path) -> list[Cell]:
                 names[configuration] = identity
             for seed in seeds:
                 name = f"{configuration}-seed{seed}"
-                options = {**spec.options, **fixed, **settings, "painter.rule": rule,
-                           "run.seed": seed}
+                options = {
+                    **spec.options,
+                    **fixed,
+                    **settings,
+                    "painter.rule": rule,
+                    "run.seed": seed,
+                }
                 try:
                     config = build_config(spec.preset, spec.config_file, options)
                 except ConfigError as err:
                     raise ConfigError(f"cell {name}: {err}") from None
-                cells.append(Cell(name, configuration, rule, seed, settings, config,
-                                  sweep_dir / name))
+                cells.append(
+                    Cell(name, configuration, rule, seed, settings, config, sweep_dir / name)
+                )
     return cells
 
 
@@ -376,8 +382,17 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
         raise ConfigError(f"sweep file {path}: unknown table(s) {unknown}; use [sweep] and [base]")
     sweep = dict(data.get("sweep", {}))
     axes_table = sweep.pop("set", {})
-    allowed = {"preset", "rules", "seeds", "steps", "minutes", "fid_every", "fid_num", "plugins",
-               "config"}
+    allowed = {
+        "preset",
+        "rules",
+        "seeds",
+        "steps",
+        "minutes",
+        "fid_every",
+        "fid_num",
+        "plugins",
+        "config",
+    }
     unknown = sorted(set(sweep) - allowed)
     if unknown:
         raise ConfigError(
@@ -553,8 +568,14 @@ def _write_plan(sweep_dir: Path, cells: Sequence[Cell]) -> None:
 
 
 def _new_state(cell: Cell) -> CellState:
-    return CellState(cell.name, cell.configuration, cell.rule, cell.seed, dict(cell.settings),
-                     budget=_budget(cell.config))
+    return CellState(
+        cell.name,
+        cell.configuration,
+        cell.rule,
+        cell.seed,
+        dict(cell.settings),
+        budget=_budget(cell.config),
+    )
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -628,8 +649,11 @@ class SweepProgress:
         if self.durations:
             mean = statistics.fmean(self.durations)
         else:
-            guesses = [g for name, t in self.running.items()
-                       if (g := self._extrapolate(name, now - t)) is not None]
+            guesses = [
+                g
+                for name, t in self.running.items()
+                if (g := self._extrapolate(name, now - t)) is not None
+            ]
             if not guesses:
                 return None
             mean = statistics.fmean(guesses)
@@ -665,8 +689,12 @@ class SweepProgress:
         if self.interactive:
             if force or now - self._last_print >= 1.0:
                 self._last_print = now
-                print("\r" + f"ablate: {self.counts()}".ljust(110), end="", file=sys.stderr,
-                      flush=True)
+                print(
+                    "\r" + f"ablate: {self.counts()}".ljust(110),
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
         elif now - self._last_print >= 60.0:
             self._last_print = now
             print(f"ablate: {self.counts()}", file=sys.stderr, flush=True)
@@ -697,8 +725,11 @@ _SIGNALS = {-int(s): s.name for s in signal.Signals}
 
 def _tail(text: str, count: int = 25) -> str:
     """The last ``count`` lines of a log, without blank lines and ``^^^^`` marker lines."""
-    lines = [line.rstrip() for line in text.splitlines()
-             if line.strip() and set(line.strip()) - set("^~")]
+    lines = [
+        line.rstrip()
+        for line in text.splitlines()
+        if line.strip() and set(line.strip()) - set("^~")
+    ]
     return "\n".join(lines[-count:])
 
 
@@ -715,7 +746,7 @@ def _error_from_log(text: str, returncode: int) -> tuple[str, str]:
             return message.strip(), tail
     errors = [line for line in lines if line.startswith("Error:")]
     if errors:
-        return errors[-1][len("Error:"):].strip(), tail
+        return errors[-1][len("Error:") :].strip(), tail
     if returncode < 0:
         name = _SIGNALS.get(returncode, f"signal {-returncode}")
         hint = " (out of memory?)" if name == "SIGKILL" else ""
@@ -781,8 +812,12 @@ def run_sweep(
         state = read_state(cell.run_dir)
         if _is_finished(cell, state):
             summary.skipped.append(cell.name)
-        elif state is not None and state.status == "running" and _owner_alive(state.owner) \
-                and state.owner.get("pid") != os.getpid():
+        elif (
+            state is not None
+            and state.status == "running"
+            and _owner_alive(state.owner)
+            and state.owner.get("pid") != os.getpid()
+        ):
             summary.busy.append(cell.name)
         elif state is not None and state.status == "failed" and not retry_failed:
             summary.failed[cell.name] = state.error
@@ -793,7 +828,8 @@ def run_sweep(
     display.done = len(summary.skipped)
     display.failed = len(summary.failed)
     display.durations = [
-        s.wall_s for s in (read_state(c.run_dir) for c in cells)
+        s.wall_s
+        for s in (read_state(c.run_dir) for c in cells)
         if s is not None and s.status == "done" and s.wall_s > 0
     ]
     if prepare_fid and queue:
@@ -830,8 +866,12 @@ def prepare_fid_references(cells: Sequence[Cell], progress: bool = True) -> int:
         ConfigError: the statistics cannot be computed (e.g. no Inception weights).
     """
     needed = dict.fromkeys(
-        (c.config.data.source, tuple(c.config.data.size), c.config.data.channels,
-         c.config.data.limit or None)
+        (
+            c.config.data.source,
+            tuple(c.config.data.size),
+            c.config.data.channels,
+            c.config.data.limit or None,
+        )
         for c in cells
         if c.config.run.fid_every > 0
     )
@@ -912,24 +952,25 @@ def _interrupted(cell: Cell, seconds: float) -> None:
     write_state(cell.run_dir, state)
 
 
-def _record(cell: Cell, state: CellState, summary: SweepSummary, display: SweepProgress,
-            seconds: float) -> None:
+def _record(
+    cell: Cell, state: CellState, summary: SweepSummary, display: SweepProgress, seconds: float
+) -> None:
     display.running.pop(cell.name, None)
     display.cells.pop(cell.name, None)
     if state.status == "done":
         summary.done.append(cell.name)
         display.done += 1
         display.durations.append(seconds)
-        display.event(f"done {cell.name} at step {state.final_step} in "
-                      f"{_format_seconds(seconds)}")
+        display.event(f"done {cell.name} at step {state.final_step} in {_format_seconds(seconds)}")
     else:
         summary.failed[cell.name] = state.error
         display.failed += 1
         display.event(f"FAILED {cell.name}: {state.error}")
 
 
-def _run_inline(queue: list[Cell], launcher: CellLauncher, summary: SweepSummary,
-                display: SweepProgress) -> None:
+def _run_inline(
+    queue: list[Cell], launcher: CellLauncher, summary: SweepSummary, display: SweepProgress
+) -> None:
     for cell in queue:
         state = _begin(cell, ["(in process)"], device="")
         display.started(cell)
@@ -966,8 +1007,15 @@ def _child_env(slot: int, gpus: list[str], slots: int) -> dict[str, str]:
     return env
 
 
-def _run_children(queue: list[Cell], launcher: CellLauncher, summary: SweepSummary,
-                  display: SweepProgress, slots: int, gpus: list[str], poll_s: float) -> None:
+def _run_children(
+    queue: list[Cell],
+    launcher: CellLauncher,
+    summary: SweepSummary,
+    display: SweepProgress,
+    slots: int,
+    gpus: list[str],
+    poll_s: float,
+) -> None:
     running: list[_Running] = []
     try:
         while queue or running:
@@ -980,14 +1028,19 @@ def _run_children(queue: list[Cell], launcher: CellLauncher, summary: SweepSumma
                 device = f"cuda (GPU {gpus[slot]})" if gpus else "cpu"
                 state = _begin(cell, argv, device)
                 log = (cell.run_dir / LOG_FILE).open("ab")
-                log.write(f"=== attempt {state.attempts} at {_now()}: "
-                          f"{' '.join(argv)} ===\n".encode())
+                log.write(
+                    f"=== attempt {state.attempts} at {_now()}: {' '.join(argv)} ===\n".encode()
+                )
                 log.flush()
                 offset = log.tell()
                 try:
-                    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                               stdin=subprocess.DEVNULL,
-                                               env=_child_env(slot, gpus, slots))
+                    process = subprocess.Popen(
+                        argv,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        env=_child_env(slot, gpus, slots),
+                    )
                 except OSError as err:  # e.g. too many processes: this cell fails, not the sweep
                     log.close()
                     _finish(cell, state, 0.0, (f"cannot start training: {err}", ""))
@@ -1077,8 +1130,16 @@ class ConfigSummary:
 
 
 #: the numeric columns of a cell that are averaged over seeds
-METRICS = ("steps", "final_fid", "best_fid", "final_kid", "best_kid", "img_per_s", "parameters",
-           "wall_s")
+METRICS = (
+    "steps",
+    "final_fid",
+    "best_fid",
+    "final_kid",
+    "best_kid",
+    "img_per_s",
+    "parameters",
+    "wall_s",
+)
 
 
 def _number(text: str | None) -> float | None:
@@ -1121,9 +1182,16 @@ def _cell_result(run_dir: Path) -> CellResult | None:
         return None
     options = " ".join(f"{k}={format_value(v)}" for k, v in state.settings.items())
     result = CellResult(
-        name=state.name, configuration=state.configuration, rule=state.rule, options=options,
-        seed=state.seed, status=cell_status(state), parameters=state.parameters,
-        wall_s=state.wall_s or None, error=state.error, budget=dict(state.budget),
+        name=state.name,
+        configuration=state.configuration,
+        rule=state.rule,
+        options=options,
+        seed=state.seed,
+        status=cell_status(state),
+        parameters=state.parameters,
+        wall_s=state.wall_s or None,
+        error=state.error,
+        budget=dict(state.budget),
     )
     rows = _read_metrics(run_dir)
     if rows:
@@ -1171,8 +1239,11 @@ def summarize(results: Iterable[CellResult]) -> list[ConfigSummary]:
             mean[metric] = statistics.fmean(values) if values else None
             std[metric] = statistics.stdev(values) if len(values) > 1 else None
         first = members[0]
-        summaries.append(ConfigSummary(configuration, first.rule, first.options, len(members),
-                                       len(done), mean, std))
+        summaries.append(
+            ConfigSummary(
+                configuration, first.rule, first.options, len(members), len(done), mean, std
+            )
+        )
     return summaries
 
 
@@ -1196,8 +1267,18 @@ def _csv_number(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
 
 
-CSV_COLUMNS = ["row", "configuration", "cell", "status", "rule", "options", "seed", "seeds",
-               *METRICS, "error"]
+CSV_COLUMNS = [
+    "row",
+    "configuration",
+    "cell",
+    "status",
+    "rule",
+    "options",
+    "seed",
+    "seeds",
+    *METRICS,
+    "error",
+]
 
 
 def _write_csv(path: Path, results: list[CellResult], summaries: list[ConfigSummary]) -> None:
@@ -1205,18 +1286,32 @@ def _write_csv(path: Path, results: list[CellResult], summaries: list[ConfigSumm
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in results:
-        writer.writerow({
-            "row": "cell", "configuration": r.configuration, "cell": r.name, "status": r.status,
-            "rule": r.rule, "options": r.options, "seed": r.seed, "seeds": 1,
-            **{m: _csv_number(getattr(r, m)) for m in METRICS}, "error": r.error,
-        })
+        writer.writerow(
+            {
+                "row": "cell",
+                "configuration": r.configuration,
+                "cell": r.name,
+                "status": r.status,
+                "rule": r.rule,
+                "options": r.options,
+                "seed": r.seed,
+                "seeds": 1,
+                **{m: _csv_number(getattr(r, m)) for m in METRICS},
+                "error": r.error,
+            }
+        )
     for s in summaries:
         for kind, values in (("mean", s.mean), ("std", s.std)):
-            writer.writerow({
-                "row": kind, "configuration": s.configuration, "rule": s.rule,
-                "options": s.options, "seeds": s.finished,
-                **{m: _csv_number(values[m]) for m in METRICS},
-            })
+            writer.writerow(
+                {
+                    "row": kind,
+                    "configuration": s.configuration,
+                    "rule": s.rule,
+                    "options": s.options,
+                    "seeds": s.finished,
+                    **{m: _csv_number(values[m]) for m in METRICS},
+                }
+            )
     atomic_write_text(buffer.getvalue(), path)
 
 
@@ -1230,9 +1325,16 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-METRIC_HEADERS = {"steps": "steps", "final_fid": "final FID", "best_fid": "best FID",
-                  "final_kid": "final KID", "best_kid": "best KID", "img_per_s": "train img/s",
-                  "parameters": "parameters", "wall_s": "wall time"}
+METRIC_HEADERS = {
+    "steps": "steps",
+    "final_fid": "final FID",
+    "best_fid": "best FID",
+    "final_kid": "final KID",
+    "best_kid": "best KID",
+    "img_per_s": "train img/s",
+    "parameters": "parameters",
+    "wall_s": "wall time",
+}
 
 
 def _budget_line(results: list[CellResult]) -> str:
@@ -1247,8 +1349,10 @@ def _budget_line(results: list[CellResult]) -> str:
         parts.append(f"{budget['run.minutes']:g} minutes")
     text = "Budget per cell: " + " or ".join(parts) + " (whichever comes first)" * (len(parts) > 1)
     if budget.get("run.fid_every"):
-        text += (f"; FID/KID every {budget['run.fid_every']:,} steps on "
-                 f"{budget['run.fid_num']:,} samples.")
+        text += (
+            f"; FID/KID every {budget['run.fid_every']:,} steps on "
+            f"{budget['run.fid_num']:,} samples."
+        )
     else:
         text += "; no FID during training (run.fid_every = 0)."
     if any(b != budget for b in budgets):
@@ -1257,8 +1361,10 @@ def _budget_line(results: list[CellResult]) -> str:
 
 
 def _markdown(title: str, results: list[CellResult], summaries: list[ConfigSummary]) -> str:
-    counts = {status: sum(r.status == status for r in results) for status in
-              ("done", "running", "failed", "interrupted", "pending")}
+    counts = {
+        status: sum(r.status == status for r in results)
+        for status in ("done", "running", "failed", "interrupted", "pending")
+    }
     shown = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     lines = [f"# Ablation: {title}", "", f"{len(results)} cells: {shown}.", ""]
     budget = _budget_line(results)
@@ -1275,21 +1381,44 @@ def _markdown(title: str, results: list[CellResult], summaries: list[ConfigSumma
                 text += f" ± {_fmt(std, metric)}"
             cells.append(text)
         rows.append([s.configuration, s.rule, s.options, f"{s.finished}/{s.seeds}", *cells])
-    lines += _md_table(["configuration", "rule", "options", "seeds done",
-                        *(METRIC_HEADERS[m] for m in METRICS)], rows)
+    lines += _md_table(
+        ["configuration", "rule", "options", "seeds done", *(METRIC_HEADERS[m] for m in METRICS)],
+        rows,
+    )
     lines += ["", "## Cells", ""]
-    rows = [[r.name, r.status, r.rule, r.options, str(r.seed),
-             *(_fmt(getattr(r, m), m) for m in METRICS)] for r in results]
-    lines += _md_table(["cell", "status", "rule", "options", "seed",
-                        *(METRIC_HEADERS[m] for m in METRICS)], rows)
+    rows = [
+        [
+            r.name,
+            r.status,
+            r.rule,
+            r.options,
+            str(r.seed),
+            *(_fmt(getattr(r, m), m) for m in METRICS),
+        ]
+        for r in results
+    ]
+    lines += _md_table(
+        ["cell", "status", "rule", "options", "seed", *(METRIC_HEADERS[m] for m in METRICS)], rows
+    )
     failed = [r for r in results if r.status == "failed"]
     if failed:
         lines += ["", "## Failed cells", ""]
-        lines += [f"- `{r.name}`: {_md_escape(r.error)} (see `{r.name}/{CELL_FILE}` and "
-                  f"`{r.name}/{LOG_FILE}`)" for r in failed]
-    lines += ["", "## FID during training", "", f"![FID against training step]({FID_PNG})", "",
-              "## Samples and painting strips", "",
-              f"![A sample grid and a painting strip per configuration]({PAINTINGS_PNG})", ""]
+        lines += [
+            f"- `{r.name}`: {_md_escape(r.error)} (see `{r.name}/{CELL_FILE}` and "
+            f"`{r.name}/{LOG_FILE}`)"
+            for r in failed
+        ]
+    lines += [
+        "",
+        "## FID during training",
+        "",
+        f"![FID against training step]({FID_PNG})",
+        "",
+        "## Samples and painting strips",
+        "",
+        f"![A sample grid and a painting strip per configuration]({PAINTINGS_PNG})",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -1319,8 +1448,14 @@ def write_report(sweep_dir: str | Path) -> ReportFiles:
             f"{sweep_dir} ...` first"
         )
     summaries = summarize(results)
-    files = ReportFiles(sweep_dir / RESULTS_CSV, sweep_dir / RESULTS_MD, sweep_dir / FID_PNG,
-                        sweep_dir / PAINTINGS_PNG, results, summaries)
+    files = ReportFiles(
+        sweep_dir / RESULTS_CSV,
+        sweep_dir / RESULTS_MD,
+        sweep_dir / FID_PNG,
+        sweep_dir / PAINTINGS_PNG,
+        results,
+        summaries,
+    )
     _write_csv(files.csv, results, summaries)
     atomic_write_text(_markdown(sweep_dir.resolve().name, results, summaries), files.markdown)
     _save_png(draw_fid_curves(fid_series(results)), files.fid_plot)
@@ -1337,8 +1472,18 @@ def _save_png(image: Image.Image, path: Path) -> None:
 
 
 # -- pictures (PIL only) ------------------------------------------------------------------------
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+PALETTE = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -1377,10 +1522,15 @@ def fid_series(results: Iterable[CellResult]) -> list[FidSeries]:
             for step, fid in member.fid_curve:
                 at.setdefault(step, []).append(fid)
         steps = sorted(at)
-        series.append(FidSeries(
-            label, steps, [statistics.fmean(at[s]) for s in steps],
-            [statistics.stdev(at[s]) if len(at[s]) > 1 else 0.0 for s in steps], len(members),
-        ))
+        series.append(
+            FidSeries(
+                label,
+                steps,
+                [statistics.fmean(at[s]) for s in steps],
+                [statistics.stdev(at[s]) if len(at[s]) > 1 else 0.0 for s in steps],
+                len(members),
+            )
+        )
     return series
 
 
@@ -1413,8 +1563,9 @@ def _tick_label(value: float) -> str:
     return f"{value:g}"
 
 
-def draw_fid_curves(series: Sequence[FidSeries], width: int = 960, height: int = 560
-                    ) -> Image.Image:
+def draw_fid_curves(
+    series: Sequence[FidSeries], width: int = 960, height: int = 560
+) -> Image.Image:
     """A line plot of FID against training step: one line per configuration, a band of +-std.
 
     Without FID data the picture says so (FID during training needs ``run.fid_every``).
@@ -1455,8 +1606,9 @@ def draw_fid_curves(series: Sequence[FidSeries], width: int = 960, height: int =
         draw.line([(left - 5, y), (left, y)], fill="black")
         draw.text((left - 8, y), _tick_label(tick), fill="black", font=font, anchor="rm")
     draw.rectangle([left, top, right, bottom], outline="black")
-    draw.text(((left + right) / 2, height - 14), "training step", fill="black", font=font,
-              anchor="mb")
+    draw.text(
+        ((left + right) / 2, height - 14), "training step", fill="black", font=font, anchor="mb"
+    )
     label = Image.new("RGBA", _text_size(draw, "FID", font), (0, 0, 0, 0))
     ImageDraw.Draw(label).text((0, 0), "FID", fill="black", font=font, anchor="lt")
     rotated = label.rotate(90, expand=True)
@@ -1500,8 +1652,9 @@ def _fit_height(picture: Image.Image, low: int = 128, high: int = 360) -> Image.
     if picture.height < low:
         factor = math.ceil(low / picture.height)
         if picture.height * factor <= high * 1.5:
-            return picture.resize((picture.width * factor, picture.height * factor),
-                                  Image.Resampling.NEAREST)
+            return picture.resize(
+                (picture.width * factor, picture.height * factor), Image.Resampling.NEAREST
+            )
     if picture.height > high:
         width = max(1, round(picture.width * high / picture.height))
         return picture.resize((width, high), Image.Resampling.LANCZOS)
@@ -1511,8 +1664,7 @@ def _fit_height(picture: Image.Image, low: int = 128, high: int = 360) -> Image.
 def _placeholder(text: str, size: tuple[int, int] = (160, 128)) -> Image.Image:
     image = Image.new("RGB", size, (238, 238, 238))
     draw = ImageDraw.Draw(image)
-    draw.text((size[0] // 2, size[1] // 2), text, fill=(110, 110, 110), font=_font(12),
-              anchor="mm")
+    draw.text((size[0] // 2, size[1] // 2), text, fill=(110, 110, 110), font=_font(12), anchor="mm")
     return image
 
 
@@ -1547,24 +1699,33 @@ def draw_paintings(results: Sequence[CellResult], gap: int = 12) -> Image.Image:
         label = f"{configuration}" + (f"  (seed {chosen.seed}, step {step})" if step else "")
         if chosen.status == "failed":
             label += "  [failed]"
-        rows.append((
-            label,
-            _fit_height(grid) if grid else _placeholder("no samples"),
-            _fit_height(strip) if strip else _placeholder("no painting strip"),
-        ))
+        rows.append(
+            (
+                label,
+                _fit_height(grid) if grid else _placeholder("no samples"),
+                _fit_height(strip) if strip else _placeholder("no painting strip"),
+            )
+        )
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     label_h = 22
-    width = max(
-        max(g.width + gap + s.width for _, g, s in rows),
-        max(_text_size(probe, label, font)[0] for label, _, _ in rows),
-        560,
-    ) + 2 * gap
+    width = (
+        max(
+            max(g.width + gap + s.width for _, g, s in rows),
+            max(_text_size(probe, label, font)[0] for label, _, _ in rows),
+            560,
+        )
+        + 2 * gap
+    )
     header_h = 36
     height = header_h + sum(label_h + max(g.height, s.height) + gap for _, g, s in rows) + gap
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((gap, 10), "Samples (left) and painting strips (right) per configuration",
-              fill="black", font=title_font)
+    draw.text(
+        (gap, 10),
+        "Samples (left) and painting strips (right) per configuration",
+        fill="black",
+        font=title_font,
+    )
     y = header_h
     for label, grid, strip in rows:
         draw.text((gap, y + 4), label, fill="black", font=font)

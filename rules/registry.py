@@ -116,9 +116,7 @@ def register_rule(
 
     def decorator(cls: R) -> R:
         if not (isinstance(cls, type) and issubclass(cls, LearningRule)):
-            raise TypeError(
-                f"register_rule({name!r}) expects a LearningRule subclass; got {cls!r}"
-            )
+            raise TypeError(f"register_rule({name!r}) expects a LearningRule subclass; got {cls!r}")
         origin = _origin_of(cls)
         existing = _REGISTRY.get(name)
         if existing is not None and not override:

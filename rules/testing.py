@@ -238,8 +238,11 @@ def make_rule_inputs(
         W0 = (torch.rand((B, C, H, Wd), generator=gen, dtype=dtype) * 2 - 1) * w0_scale
     with torch.no_grad():
         K, V, LR = rule.activate_sequence(key_logits, value_logits, lr_logits)
-    for name, tensor, shape in (("K", K, (B, C, T, Wd)), ("V", V, (B, C, T, H)),
-                                ("LR", LR, (B, C, T, L))):
+    for name, tensor, shape in (
+        ("K", K, (B, C, T, Wd)),
+        ("V", V, (B, C, T, H)),
+        ("LR", LR, (B, C, T, L)),
+    ):
         if tuple(tensor.shape) != shape:
             raise AssertionError(
                 f"rule {rule.name!r}: activate_sequence returned {name} of shape "
@@ -250,8 +253,11 @@ def make_rule_inputs(
         f"width={Wd}, seed={seed}, with_w0={with_w0}, dtype={dtype}"
     )
     defaults = {"logit_norm": 1.5, "lr_logit_bound": 4.0, "w0_scale": 1.0}
-    for name, value in (("logit_norm", logit_norm), ("lr_logit_bound", lr_logit_bound),
-                        ("w0_scale", w0_scale)):
+    for name, value in (
+        ("logit_norm", logit_norm),
+        ("lr_logit_bound", lr_logit_bound),
+        ("w0_scale", w0_scale),
+    ):
         if value != defaults[name]:
             recipe += f", {name}={value}"
     inputs = RuleInputs(K, V, LR, W0, seed, recipe + ")")
@@ -424,8 +430,11 @@ def check_finite_for_bounded_inputs(rule: RuleLike, inputs: RuleInputs) -> None:
     for name, method in _painters(rule):
         out = _as_tensor(method(inputs.K, inputs.V, inputs.LR, W0=inputs.W0), name)
         res = _as_result(method(inputs.K, inputs.V, inputs.LR, W0=inputs.W0, frames=True), name)
-        for what, t in (("result", out), ("frames.updates", res.updates),
-                        ("frames.partials", res.partials)):
+        for what, t in (
+            ("result", out),
+            ("frames.updates", res.updates),
+            ("frames.partials", res.partials),
+        ):
             if not torch.isfinite(t).all():
                 bad = int((~torch.isfinite(t)).sum())
                 raise AssertionError(
@@ -509,7 +518,9 @@ def check_fast_path_matches_scan(
     out_f = _as_result(rule.paint(K, V, LR, W0=W0, frames=True), "paint")
     for field in ("image", "updates", "partials"):
         assert_close(
-            getattr(out_f, field), getattr(ref_f, field), rtol,
+            getattr(out_f, field),
+            getattr(ref_f, field),
+            rtol,
             f"paint vs scan, frames.{field} ({where})",
         )
     G1, G2 = _cotangent(ref_f.updates, x.seed + 2), _cotangent(ref_f.partials, x.seed + 3)
@@ -580,7 +591,9 @@ def check_additive_order_invariance(rule: RuleLike, inputs: RuleInputs) -> None:
             name,
         )
         assert_close(
-            out, ref, rtol,
+            out,
+            ref,
+            rtol,
             f"{name} with time permuted by {perm.tolist()} vs original order "
             f"({_where(rule, inputs)})",
         )
@@ -609,17 +622,23 @@ def check_additive_linearity(rule: RuleLike, inputs: RuleInputs) -> None:
             return _as_tensor(method(x.K, V, LR, W0=W0), name)
 
         assert_close(
-            W(a * x.V + b * V2, x.LR, None), a * W(x.V, x.LR, None) + b * W(V2, x.LR, None),
-            rtol, f"{name}: linearity in V, a = {a:.3f}, b = {b:.3f} ({where})",
+            W(a * x.V + b * V2, x.LR, None),
+            a * W(x.V, x.LR, None) + b * W(V2, x.LR, None),
+            rtol,
+            f"{name}: linearity in V, a = {a:.3f}, b = {b:.3f} ({where})",
         )
         assert_close(
-            W(x.V, x.LR + LR2, None), W(x.V, x.LR, None) + W(x.V, LR2, None),
-            rtol, f"{name}: additivity in LR ({where})",
+            W(x.V, x.LR + LR2, None),
+            W(x.V, x.LR, None) + W(x.V, LR2, None),
+            rtol,
+            f"{name}: additivity in LR ({where})",
         )
         if x.W0 is not None:
             assert_close(
-                W(x.V, x.LR, x.W0), W(x.V, x.LR, None) + W(torch.zeros_like(x.V), x.LR, x.W0),
-                rtol, f"{name}: superposition of W0 ({where})",
+                W(x.V, x.LR, x.W0),
+                W(x.V, x.LR, None) + W(torch.zeros_like(x.V), x.LR, x.W0),
+                rtol,
+                f"{name}: superposition of W0 ({where})",
             )
 
 
@@ -673,7 +692,9 @@ def check_delta_exact_recall(rule: RuleLike, inputs: RuleInputs) -> None:
     rates = _unit_rates(rule, x, alpha=x.LR[:, :, 0, :1])
     W_new = _as_tensor(rule.step(x.initial(), k, v, rates), "step")
     assert_close(
-        _read(W_new, k), v, default_rtol(x.dtype) * 10,
+        _read(W_new, k),
+        v,
+        default_rtol(x.dtype) * 10,
         f"recall W' k after writing v at a unit key k with lr = 1 ({_where(rule, x)})",
     )
 
@@ -713,13 +734,17 @@ def check_delta_no_interference(rule: RuleLike, inputs: RuleInputs) -> None:
     for name, method in _painters(rule):
         Wn = _as_tensor(method(Kn, Vn, LRn, W0=x.W0), name)
         assert_close(
-            torch.einsum("bchd,bctd->bcth", Wn, Kn), Vn, rtol,
+            torch.einsum("bchd,bctd->bcth", Wn, Kn),
+            Vn,
+            rtol,
             f"{name}: recall of {n} values written at orthonormal keys with lr = 1 ({where})",
         )
         if keys.shape[2] > n:
             k_free = keys[:, :, n]
             assert_close(
-                _read(Wn, k_free), _read(x.initial(), k_free), rtol,
+                _read(Wn, k_free),
+                _read(x.initial(), k_free),
+                rtol,
                 f"{name}: W k at a key orthogonal to every written key vs W0 k ({where})",
             )
 
@@ -738,8 +763,15 @@ def _require_plain_oja(rule: LearningRule) -> None:
 
 
 def _oja_sequence(
-    rule: LearningRule, B: int, C: int, H: int, Wd: int, steps: int, gen: torch.Generator,
-    dtype: torch.dtype, lr_max: float,
+    rule: LearningRule,
+    B: int,
+    C: int,
+    H: int,
+    Wd: int,
+    steps: int,
+    gen: torch.Generator,
+    dtype: torch.dtype,
+    lr_max: float,
 ) -> tuple[Tensor, Tensor]:
     """Keys (B, C, steps, Wd) from the rule's activation of random logits, rates in [0, lr_max]."""
     key_logits = torch.randn((B, C, steps, Wd), generator=gen, dtype=dtype) * 3
@@ -856,9 +888,11 @@ def check_oja_norm_bounded(
     with single_thread():
         B, C, H, Wd = batch, channels, height, width
         gen = torch.Generator().manual_seed(seed)
-        W = torch.randn((B, C, H, Wd), generator=gen, dtype=dtype) * torch.rand(
-            (B, C, 1, 1), generator=gen, dtype=dtype
-        ) * 3
+        W = (
+            torch.randn((B, C, H, Wd), generator=gen, dtype=dtype)
+            * torch.rand((B, C, 1, 1), generator=gen, dtype=dtype)
+            * 3
+        )
         K, LR = _oja_sequence(rule, B, C, H, Wd, steps, gen, dtype, lr_max=1.0)
         V = F.normalize(torch.randn((B, C, steps, H), generator=gen, dtype=dtype), dim=-1)
         energy0 = W.pow(2).sum((-1, -2))
@@ -895,13 +929,17 @@ GENERIC_CHECKS: dict[str, Check] = {
 #: per-input checks of the built-in families: (family class, applies to the instance?, check).
 FAMILY_CHECKS: dict[str, tuple[type[LearningRule], Callable[[LearningRule], bool], Check]] = {
     "hebbian_order_invariance": (
-        HebbianRule, lambda r: getattr(r, "decay", 1.0) == 1.0, check_additive_order_invariance
+        HebbianRule,
+        lambda r: getattr(r, "decay", 1.0) == 1.0,
+        check_additive_order_invariance,
     ),
     "hebbian_linearity": (HebbianRule, lambda r: True, check_additive_linearity),
     "delta_exact_recall": (DeltaRule, lambda r: True, check_delta_exact_recall),
     "delta_no_interference": (DeltaRule, lambda r: True, check_delta_no_interference),
     "oja_step_energy": (
-        OjaRule, lambda r: not getattr(r, "activate_after_correction", False), check_oja_step_energy
+        OjaRule,
+        lambda r: not getattr(r, "activate_after_correction", False),
+        check_oja_step_energy,
     ),
 }
 

@@ -20,8 +20,16 @@ from fwp.gan import trainer
 from fwp.gan.ablation import PALETTE, read_state, write_state
 from fwp.gan.checkpoint import load_painter
 
-TINY_SWEEP = [*TINY_CLI, "--steps", "4", "--run-sample-every", "2", "--run-checkpoint-every",
-              "2", "--quiet"]
+TINY_SWEEP = [
+    *TINY_CLI,
+    "--steps",
+    "4",
+    "--run-sample-every",
+    "2",
+    "--run-checkpoint-every",
+    "2",
+    "--quiet",
+]
 
 
 def invoke(*args: str):
@@ -43,8 +51,18 @@ def dead_pid() -> int:
 def sweep(tmp_path_factory):
     """A finished 2-rule x 2-seed sweep (and the arguments that made it)."""
     path = tmp_path_factory.mktemp("ablate") / "sweep"
-    args = ["ablate", str(path), "--rule", "delta", "--rule", "hebb", "--seeds", "2",
-            *TINY_SWEEP, "--in-process"]
+    args = [
+        "ablate",
+        str(path),
+        "--rule",
+        "delta",
+        "--rule",
+        "hebb",
+        "--seeds",
+        "2",
+        *TINY_SWEEP,
+        "--in-process",
+    ]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     return path, args, result
@@ -65,7 +83,11 @@ def test_two_rules_two_seeds_sweep_writes_table_and_pictures(sweep):
     rows = read_csv(path / "results.csv")
     assert [r["cell"] for r in rows if r["row"] == "cell"] == names
     assert [(r["row"], r["configuration"]) for r in rows if r["row"] != "cell"] == [
-        ("mean", "delta"), ("std", "delta"), ("mean", "hebb"), ("std", "hebb")]
+        ("mean", "delta"),
+        ("std", "delta"),
+        ("mean", "hebb"),
+        ("std", "hebb"),
+    ]
     for row in rows[:4]:
         assert row["steps"] == "4" and row["final_fid"] == "" and row["best_kid"] == ""
         assert float(row["img_per_s"]) > 0 and int(row["parameters"]) > 0
@@ -122,8 +144,11 @@ def test_interrupted_sweep_resumes_unfinished_cells_only(tmp_path, monkeypatch):
 
     finished = (path / "delta-seed0" / "checkpoints" / "last.pt").stat().st_mtime_ns
     calls["n"] = 0
-    monkeypatch.setattr(trainer, "ema_update", lambda *a, **k: (calls.update(n=calls["n"] + 1),
-                                                                real_update(*a, **k)))
+    monkeypatch.setattr(
+        trainer,
+        "ema_update",
+        lambda *a, **k: (calls.update(n=calls["n"] + 1), real_update(*a, **k)),
+    )
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "1 trained, 1 already done" in result.output
@@ -167,8 +192,18 @@ def test_a_failing_cell_does_not_stop_the_others(tmp_path, mode):
     plugin.write_text(PLUGIN)
     path = tmp_path / "sweep"
     try:
-        result = invoke("--plugin", str(plugin), "ablate", str(path), "--rule",
-                        "ablate_exploding", "--rule", "delta", *TINY_SWEEP, *mode)
+        result = invoke(
+            "--plugin",
+            str(plugin),
+            "ablate",
+            str(path),
+            "--rule",
+            "ablate_exploding",
+            "--rule",
+            "delta",
+            *TINY_SWEEP,
+            *mode,
+        )
     finally:
         from fwp.rules import unregister_rule
 
@@ -177,8 +212,9 @@ def test_a_failing_cell_does_not_stop_the_others(tmp_path, mode):
     assert result.exit_code == 1, result.output
     assert "1 trained, 0 already done, 1 failed" in result.output
     assert "1 of 2 cells failed" in result.output
-    assert "ablate_exploding-seed0: RuntimeError: boom: the exploding rule exploded" in \
-        result.output
+    assert (
+        "ablate_exploding-seed0: RuntimeError: boom: the exploding rule exploded" in result.output
+    )
     failed = read_state(path / "ablate_exploding-seed0")
     assert failed.status == "failed" and "boom" in failed.error
     assert "ablate_exploding_plugin.py" in failed.traceback  # the tail names the plugin's line
@@ -247,9 +283,22 @@ def test_report_is_rebuilt_from_a_partial_sweep(sweep, tmp_path):
 
 def test_dry_run_lists_the_grid_and_writes_nothing(tmp_path):
     path = tmp_path / "sweep"
-    result = invoke("ablate", str(path), "--rules", "hebb*", "--rule", "delta", "--seeds", "0,3",
-                    "--set", "painter.steps=4,6", "--set", "optim.batch_size=8", *TINY_SWEEP,
-                    "--dry-run")
+    result = invoke(
+        "ablate",
+        str(path),
+        "--rules",
+        "hebb*",
+        "--rule",
+        "delta",
+        "--seeds",
+        "0,3",
+        "--set",
+        "painter.steps=4,6",
+        "--set",
+        "optim.batch_size=8",
+        *TINY_SWEEP,
+        "--dry-run",
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     cells = [line.split()[0] for line in lines[2:] if line and not line.startswith(" ")]
@@ -265,17 +314,30 @@ def test_sweep_file_with_command_line_overrides(tmp_path):
     sweep_file = tmp_path / "sweep.toml"
     sweep_file.write_text(
         '[sweep]\npreset = "quick"\nrules = ["delta", "oja"]\nseeds = [0, 5]\nsteps = 3\n'
-        'fid_every = 2\nfid_num = 50\n'
+        "fid_every = 2\nfid_num = 50\n"
         '[sweep.set]\n"painter.steps" = [4, 6]\n'
-        '[base.data]\nsize = 16\n[base.optim]\nbatch_size = 4\n'
+        "[base.data]\nsize = 16\n[base.optim]\nbatch_size = 4\n"
     )
     path = tmp_path / "sweep"
     result = invoke("ablate", str(path), "--sweep", str(sweep_file), "--dry-run")
     assert result.exit_code == 0, result.output
     assert "oja-painter.steps=6-seed5" in result.output
     assert "8 cells" in result.output and "each trains for 3 steps; FID every 2" in result.output
-    result = invoke("ablate", str(path), "--sweep", str(sweep_file), "--seeds", "1",
-                    "--rule", "hebb", "--set", "painter.steps=8", "--steps", "7", "--dry-run")
+    result = invoke(
+        "ablate",
+        str(path),
+        "--sweep",
+        str(sweep_file),
+        "--seeds",
+        "1",
+        "--rule",
+        "hebb",
+        "--set",
+        "painter.steps=8",
+        "--steps",
+        "7",
+        "--dry-run",
+    )
     assert "1 cells" in result.output and "hebb-seed0" in result.output
     assert "each trains for 7 steps" in result.output
 

@@ -47,9 +47,13 @@ def test_parse_axis_reads_values_as_toml():
     assert parse_axis("painter.steps=16,64") == ("painter.steps", [16, 64])
     assert parse_axis("optim.lr_generator=1e-4,2e-4") == ("optim.lr_generator", [1e-4, 2e-4])
     assert parse_axis('objective.augment="translation,cutout"') == (
-        "objective.augment", ["translation,cutout"])
+        "objective.augment",
+        ["translation,cutout"],
+    )
     assert parse_axis("painter.rule_options={decay=0.5},{decay=0.9}")[1] == [
-        {"decay": 0.5}, {"decay": 0.9}]
+        {"decay": 0.5},
+        {"decay": 0.9},
+    ]
     with pytest.raises(ConfigError, match=r"section\.name=value"):
         parse_axis("painter.steps")
     with pytest.raises(ConfigError, match="empty value"):
@@ -67,11 +71,20 @@ def test_parse_seeds():
 
 
 def test_expand_orders_and_names_cells(tmp_path):
-    cells = expand(spec(rules=["delta", "hebb"], seeds=[0, 1],
-                        axes=[("painter.steps", [4, 6]), ("optim.batch_size", [8])]), tmp_path)
+    cells = expand(
+        spec(
+            rules=["delta", "hebb"],
+            seeds=[0, 1],
+            axes=[("painter.steps", [4, 6]), ("optim.batch_size", [8])],
+        ),
+        tmp_path,
+    )
     assert [c.name for c in cells[:4]] == [
-        "delta-painter.steps=4-seed0", "delta-painter.steps=4-seed1",
-        "delta-painter.steps=6-seed0", "delta-painter.steps=6-seed1"]
+        "delta-painter.steps=4-seed0",
+        "delta-painter.steps=4-seed1",
+        "delta-painter.steps=6-seed0",
+        "delta-painter.steps=6-seed1",
+    ]
     assert len(cells) == 8 and cells[-1].name == "hebb-painter.steps=6-seed1"
     cell = cells[5]
     assert cell.configuration == "hebb-painter.steps=4" and cell.options_label == "painter.steps=4"
@@ -84,8 +97,9 @@ def test_expand_orders_and_names_cells(tmp_path):
 
 
 def test_cell_names_are_safe_and_unique(tmp_path):
-    cells = expand(spec(axes=[("objective.augment", ["a b", "a_b", "translation,cutout"])]),
-                   tmp_path)
+    cells = expand(
+        spec(axes=[("objective.augment", ["a b", "a_b", "translation,cutout"])]), tmp_path
+    )
     names = [c.name for c in cells]
     assert len(set(names)) == 3
     assert names[0] == "delta-objective.augment=a_b-seed0"
@@ -95,8 +109,9 @@ def test_cell_names_are_safe_and_unique(tmp_path):
     cells = expand(spec(axes=[("data.source", ["emoji", folder])]), tmp_path)
     assert cells[0].name == "delta-data.source=emoji-seed0"
     assert len(cells[1].name) <= 100 + len("-seed0") and cells[1].name.endswith("-seed0")
-    assert expand(spec(axes=[("data.source", ["emoji", folder])]), tmp_path)[1].name == \
-        cells[1].name  # stable
+    assert (
+        expand(spec(axes=[("data.source", ["emoji", folder])]), tmp_path)[1].name == cells[1].name
+    )  # stable
 
 
 def test_expand_refuses_what_cannot_be_swept(tmp_path):
@@ -118,7 +133,7 @@ def test_sweep_file(tmp_path):
         '[sweep]\npreset = "quick"\nrules = ["delta", "oja*"]\nseeds = 2\nminutes = 1.5\n'
         'plugins = ["rules/mine.py", "some.module"]\n'
         '[sweep.set]\n"painter.steps" = [4, 6]\n"optim.ema_decay" = 0.9\n'
-        '[base.painter]\nrule_options = {}\n[base.run]\nfid_num = 100\n'
+        "[base.painter]\nrule_options = {}\n[base.run]\nfid_num = 100\n"
     )
     loaded = load_sweep_file(path)
     assert loaded.preset == "quick" and loaded.rules == ["delta", "oja*"]
@@ -155,8 +170,10 @@ def test_cell_state_round_trip_and_stale_running(tmp_path):
 
 
 def test_error_from_log():
-    log = ("fwp: run directory x\nTraceback (most recent call last):\n  File \"a.py\", line 1\n"
-           "    boom()\n    ^^^^^^\nfwp.gan.trainer.TrainingError: non-finite loss (g_loss)\n")
+    log = (
+        'fwp: run directory x\nTraceback (most recent call last):\n  File "a.py", line 1\n'
+        "    boom()\n    ^^^^^^\nfwp.gan.trainer.TrainingError: non-finite loss (g_loss)\n"
+    )
     message, tail = _error_from_log(log, 1)
     assert message == "fwp.gan.trainer.TrainingError: non-finite loss (g_loss)"
     assert "^^^" not in tail and "boom()" in tail
@@ -174,8 +191,16 @@ def test_nice_ticks():
 
 
 def _result(name, configuration, seed, status="done", curve=(), **values):
-    return CellResult(name=name, configuration=configuration, rule=configuration, options="",
-                      seed=seed, status=status, fid_curve=list(curve), **values)
+    return CellResult(
+        name=name,
+        configuration=configuration,
+        rule=configuration,
+        options="",
+        seed=seed,
+        status=status,
+        fid_curve=list(curve),
+        **values,
+    )
 
 
 def test_summaries_and_pictures_handle_missing_values():
@@ -217,15 +242,22 @@ class ScriptLauncher:
         raise AssertionError("not used")
 
 
-ENV_PROBE = ("import os, sys, time, pathlib; time.sleep(0.3); pathlib.Path(sys.argv[1], 'env.txt')"
-             ".write_text(os.environ.get('CUDA_VISIBLE_DEVICES', '-') + ' ' + "
-             "os.environ.get('OMP_NUM_THREADS', '-'))")
+ENV_PROBE = (
+    "import os, sys, time, pathlib; time.sleep(0.3); pathlib.Path(sys.argv[1], 'env.txt')"
+    ".write_text(os.environ.get('CUDA_VISIBLE_DEVICES', '-') + ' ' + "
+    "os.environ.get('OMP_NUM_THREADS', '-'))"
+)
 
 
 def test_scheduler_places_one_cell_per_gpu(tmp_path):
     cells = expand(spec(seeds=[0, 1, 2]), tmp_path)
-    summary = run_sweep(cells, ScriptLauncher({c.name: ENV_PROBE for c in cells}),
-                        gpus=["3", "5"], progress=False, poll_s=0.05)
+    summary = run_sweep(
+        cells,
+        ScriptLauncher({c.name: ENV_PROBE for c in cells}),
+        gpus=["3", "5"],
+        progress=False,
+        poll_s=0.05,
+    )
     assert sorted(summary.done) == sorted(c.name for c in cells) and not summary.failed
     seen = [(c.run_dir / "env.txt").read_text().split()[0] for c in cells]
     assert set(seen) == {"3", "5"} and seen[:2] in (["3", "5"], ["5", "3"])
@@ -260,8 +292,9 @@ def test_scheduler_records_each_kind_of_failure(tmp_path, monkeypatch):
     assert failed.status == "failed" and "Traceback" in failed.traceback
     assert "=== attempt 1" in (cells[3].run_dir / "train.log").read_text()
     # skip failed cells on request; retry them by default
-    again = run_sweep(cells, ScriptLauncher(scripts), jobs=2, progress=False, poll_s=0.05,
-                      retry_failed=False)
+    again = run_sweep(
+        cells, ScriptLauncher(scripts), jobs=2, progress=False, poll_s=0.05, retry_failed=False
+    )
     assert len(again.failed) == 3 and again.skipped == []
     assert again.done == [cells[0].name]  # retrained: a script leaves no checkpoint behind
     assert read_state(cells[1].run_dir).attempts == 1
@@ -272,11 +305,18 @@ def test_fid_reference_statistics_are_prepared_once(tmp_path, monkeypatch):
     from fwp.gan.ablation import prepare_fid_references
 
     calls = []
-    monkeypatch.setattr(metrics, "reference_stats",
-                        lambda *args, **kwargs: calls.append((args, kwargs["limit"])))
+    monkeypatch.setattr(
+        metrics, "reference_stats", lambda *args, **kwargs: calls.append((args, kwargs["limit"]))
+    )
     assert prepare_fid_references(expand(spec(seeds=[0, 1]), tmp_path)) == 0  # no FID: nothing
-    cells = expand(spec(seeds=[0, 1], axes=[("painter.steps", [4, 6])],
-                        options={**TINY, "run.fid_every": 2, "run.fid_num": 10}), tmp_path)
+    cells = expand(
+        spec(
+            seeds=[0, 1],
+            axes=[("painter.steps", [4, 6])],
+            options={**TINY, "run.fid_every": 2, "run.fid_num": 10},
+        ),
+        tmp_path,
+    )
     assert prepare_fid_references(cells, progress=False) == 1
     assert calls == [(("emoji", (16, 16), 3), 64)]
 

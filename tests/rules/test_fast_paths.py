@@ -51,7 +51,14 @@ def test_fast_path_at_the_papers_size_float32(name: str) -> None:
     painter and the delta rule's W k term matters.
     """
     x = rt.make_rule_inputs(
-        name, batch=2, channels=3, steps=64, height=64, width=64, seed=0, dtype=torch.float32,
+        name,
+        batch=2,
+        channels=3,
+        steps=64,
+        height=64,
+        width=64,
+        seed=0,
+        dtype=torch.float32,
         logit_norm=16.0,
     )
     with rt.single_thread():

@@ -93,7 +93,12 @@ def test_list_rules_is_sorted_and_filters_by_pattern() -> None:
     names = [spec.name for spec in list_rules()]
     assert names == sorted(names)
     assert {s.name for s in list_rules("delta*")} >= {
-        "delta", "delta_gated", "delta_l2", "delta_official", "delta_raw", "delta_rowlr"
+        "delta",
+        "delta_gated",
+        "delta_l2",
+        "delta_official",
+        "delta_raw",
+        "delta_rowlr",
     }
     assert all(s.name.startswith("delta") for s in list_rules("delta*"))
     assert {s.name for s in list_rules("*oja*")} >= {"oja", "oja_official"}
@@ -276,5 +281,9 @@ def test_plugin_step_with_a_wrong_shape_is_reported_by_name() -> None:
 
 def test_step_is_abstract_in_the_base_class() -> None:
     with pytest.raises(NotImplementedError):
-        LearningRule().step(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2), torch.zeros(1, 1, 2),
-                            torch.zeros(1, 1, 1))
+        LearningRule().step(
+            torch.zeros(1, 1, 2, 2),
+            torch.zeros(1, 1, 2),
+            torch.zeros(1, 1, 2),
+            torch.zeros(1, 1, 1),
+        )

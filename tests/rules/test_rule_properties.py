@@ -302,8 +302,9 @@ def test_oja_bounds_catch_a_growing_rule() -> None:
 
 def test_run_rule_checks_reports_the_failing_check() -> None:
     with pytest.raises(AssertionError, match="check 'fast_path_matches_scan' failed"):
-        rt.run_rule_checks(_LeakyGradient(), max_examples=2, dtypes=(torch.float64,), max_steps=2,
-                           max_size=2)
+        rt.run_rule_checks(
+            _LeakyGradient(), max_examples=2, dtypes=(torch.float64,), max_steps=2, max_size=2
+        )
 
 
 def test_run_rule_checks_on_a_built_in_name() -> None:
