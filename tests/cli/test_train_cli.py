@@ -2,7 +2,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from fwp_test_utils import TINY_CLI
+from fwp_test_utils import TINY_CLI, random_inception_weights
 from PIL import Image
 
 from fwp.cli.main import cli
@@ -13,7 +13,8 @@ def invoke(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def test_train_then_paint_end_to_end(tmp_path):
+def test_train_then_paint_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("FWP_CACHE", str(tmp_path / "cache"))
     run_dir = tmp_path / "run"
     result = invoke(
         "train",
@@ -46,6 +47,26 @@ def test_train_then_paint_end_to_end(tmp_path):
     assert gif.n_frames == 6  # one frame per painting step
     assert Image.open(out / "strip.png").size[1] > Image.open(out / "images" / "00000.png").size[1]
     assert (out / "grid.png").is_file()
+
+    # FID of the run's EMA painter against its (cached) training data
+    weights = random_inception_weights(tmp_path / "inception.pth")
+    scores = invoke(
+        "fid",
+        str(run_dir),
+        "--num",
+        "8",
+        "--inception-weights",
+        str(weights),
+        "--fid-method",
+        "eigh",
+        "--device",
+        "cpu",
+        "--json",
+        "--quiet",
+    )
+    assert scores.exit_code == 0, scores.output
+    result = json.loads(scores.output.strip().splitlines()[-1])
+    assert result["num_fake"] == 8 and result["num_real"] == 64 and result["fid"] >= 0
 
     # resuming extends the run; changing the architecture on resume is refused
     result = invoke("train", "--resume", str(run_dir), "--steps", "6", "--quiet")
