@@ -61,6 +61,7 @@ class ObjectiveSection:
     loss: str = "hinge"
     gp_weight: float = 10.0
     gp_every: int = 4
+    penalty: str = "one-centred"  # (||grad|| - 1)^2 on reals, or "r1": ||grad||^2
     reconstruction_weight: float = 1.0
     augment: str = "translation,cutout"
     augment_probability: float = 0.0
@@ -213,6 +214,11 @@ class TrainConfig:
             )
         if self.objective.loss != "hinge":
             raise ConfigError(f"objective.loss {self.objective.loss!r} unknown; choose 'hinge'")
+        if self.objective.penalty not in ("one-centred", "r1"):
+            raise ConfigError(
+                f"objective.penalty {self.objective.penalty!r} unknown; "
+                f"choose 'one-centred' or 'r1'"
+            )
         if not 0.0 <= self.objective.augment_probability <= 1.0:
             raise ConfigError("objective.augment_probability must be in [0, 1]")
         if self.refiner.enabled:

@@ -111,12 +111,20 @@ def hinge_generator_loss(fake: DiscriminatorOutput) -> Tensor:
     return -(fake.logits.mean() + fake.small_logits.mean())
 
 
-def real_gradient_penalty(real: Tensor, output: DiscriminatorOutput) -> Tensor:
-    """(||grad_x D(x)|| - 1)^2 on real images x (B, C, H, W) that require grad."""
+def real_gradient_penalty(real: Tensor, output: DiscriminatorOutput, target: float = 1.0) -> Tensor:
+    """(||grad_x D(x)|| - target)^2 on real images x (B, C, H, W) that require grad.
+
+    ``target`` 1 is the penalty of the FPA paper's Lightweight-GAN setting; ``target`` 0 is the
+    R1 penalty (Mescheder et al., ICML 2018), ||grad_x D(x)||^2.
+    """
     (grads,) = torch.autograd.grad(
         (output.logits.sum() + output.small_logits.sum()), real, create_graph=True
     )
-    return (grads.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+    return (grads.flatten(1).norm(dim=1) - target).pow(2).mean()
+
+
+#: gradient-penalty kinds and the gradient norm each pulls toward
+PENALTY_TARGETS = {"one-centred": 1.0, "r1": 0.0}
 
 
 class AdversarialObjective(Objective):
@@ -180,7 +188,7 @@ class AdversarialObjective(Objective):
             reconstruction = out_real.reconstruction_loss
             d_loss = adversarial + cfg.reconstruction_weight * reconstruction
         if penalise:
-            penalty = real_gradient_penalty(real, out_real)
+            penalty = real_gradient_penalty(real, out_real, PENALTY_TARGETS[cfg.penalty])
             d_loss = d_loss + cfg.gp_weight * penalty
         else:
             penalty = torch.zeros((), device=self.device)
