@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,17 +13,6 @@ from fwp.gan.discriminator import (
 )
 
 SMALL = {"base_channels": 16, "max_channels": 64}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions are fastest on one thread, and immune to a busy shared CPU that way."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _images(batch: int, size: tuple[int, int], channels: int = 3, seed: int = 0) -> torch.Tensor:
