@@ -1,34 +1,49 @@
-"""Training moves the painter toward the data (a statistic that does not depend on the loss)."""
+"""Training moves the painter toward the data (statistics that do not depend on the loss)."""
 
 from fwp_test_utils import tiny_config
 
-from fwp.gan.data import to_float
+from fwp.gan.data import load_images, to_float
 from fwp.gan.trainer import Trainer
 
 
-def channel_mean_gap(generator, real) -> float:
-    """Mean absolute difference of the per-colour-channel means of samples and data."""
-    fake = generator.sample(256, seed=5)
-    return (fake.mean(dim=(0, 2, 3)) - real.mean(dim=(0, 2, 3))).abs().mean().item()
+def sample_statistics(generator, real) -> tuple[float, float]:
+    """(colour gap, spread) of 256 fixed-latent samples.
 
-
-def test_a_few_hundred_steps_close_most_of_the_colour_gap(tmp_path, tiny_emoji):
-    """An untrained painter paints grey (tanh of a near-zero matrix); emoji are mostly white.
-
-    400 steps on 64 real emoji must close more than half of the gap between the mean colours of
-    the EMA painter's samples and the data (measured: 0.233 -> 0.066 on this configuration).
+    colour gap: mean absolute difference of the per-colour-channel means of samples and data.
+    spread: per-pixel standard deviation across samples, averaged (0 = every latent paints the
+    same image).
     """
-    real = to_float(tiny_emoji)
+    fake = generator.sample(256, seed=5)
+    gap = (fake.mean(dim=(0, 2, 3)) - real.mean(dim=(0, 2, 3))).abs().mean().item()
+    return gap, fake.std(dim=0).mean().item()
+
+
+def test_a_few_hundred_steps_move_the_samples_toward_the_data(tmp_path):
+    """An untrained painter paints near-identical grey images; emoji are mostly white and varied.
+
+    400 steps of the quick preset's training setting on 256 real emoji, with its painter shrunk to
+    16x16, T=6, LSTM 64, batch 16, must close a good part of the colour gap between the EMA
+    painter's samples and the data, and make the samples differ across latents. Measured over
+    seeds 0-5: colour gap 0.25 -> 0.069 to 0.127 (at most 0.52 of the start), spread 0.008 ->
+    0.094 to 0.40. A trainer that does not learn keeps both where they start.
+    """
+    images = load_images("emoji", (16, 16), 3, limit=256, progress=False)
+    real = to_float(images)
     config = tiny_config(
+        data__limit=256,
+        painter__hidden_size=64,
+        painter__latent_dim=32,
+        optim__batch_size=16,
+        optim__ema_decay=0.98,
         run__steps=400,
         run__log_every=100,
         run__checkpoint_every=400,
         run__sample_every=400,
-        optim__ema_decay=0.9,
     )
-    trainer = Trainer(config, tmp_path / "run", images=tiny_emoji, progress=False)
-    before = channel_mean_gap(trainer.ema, real)
-    assert before > 0.15  # the gap is real to begin with
+    trainer = Trainer(config, tmp_path / "run", images=images, progress=False)
+    gap_before, spread_before = sample_statistics(trainer.ema, real)
+    assert gap_before > 0.15 and spread_before < 0.02  # the gaps are real to begin with
     trainer.run()
-    after = channel_mean_gap(trainer.ema, real)
-    assert after < 0.5 * before, (before, after)
+    gap_after, spread_after = sample_statistics(trainer.ema, real)
+    assert gap_after < 0.65 * gap_before, (gap_before, gap_after)
+    assert spread_after > 0.04, (spread_before, spread_after)

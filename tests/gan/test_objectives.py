@@ -1,8 +1,14 @@
 import pytest
 import torch
+from fwp_test_utils import tiny_config
 
+from fwp.gan.checkpoint import build_generator
+from fwp.gan.config import ConfigError
 from fwp.gan.discriminator import DiscriminatorOutput
 from fwp.gan.objectives import (
+    AdversarialObjective,
+    diversity_loss,
+    diversity_ratios,
     hinge_discriminator_loss,
     hinge_generator_loss,
     real_gradient_penalty,
@@ -30,3 +36,55 @@ def test_gradient_penalty_on_a_linear_discriminator(target, expected):
     score = (real * w).sum(dim=(1, 2, 3))
     out = DiscriminatorOutput(score, score)
     assert real_gradient_penalty(real, out, target).item() == pytest.approx(expected)
+
+
+def test_diversity_ratio_pairs_the_two_halves_of_the_batch():
+    images = torch.zeros(4, 1, 2, 2)
+    images[2] = 1.0  # pair (0, 2) differs by 1 per pixel, pair (1, 3) not at all
+    latents = torch.zeros(4, 3)
+    latents[2:] = 2.0  # both pairs are 2 apart per latent element
+    assert diversity_ratios(images, latents).tolist() == pytest.approx([0.5, 0.0])
+
+
+def test_a_generator_that_ignores_its_latent_has_diversity_zero():
+    images = torch.rand(1, 3, 8, 8).expand(6, -1, -1, -1)
+    assert diversity_ratios(images, torch.randn(6, 5)).abs().max().item() == 0.0
+
+
+def test_diversity_loss_caps_each_pair():
+    ratios = torch.tensor([0.0, 2.0], requires_grad=True)
+    loss = diversity_loss(ratios, cap=0.5)
+    assert loss.item() == pytest.approx(-(0.0 + 0.5) / 2)
+    (grad,) = torch.autograd.grad(loss, ratios)
+    # the far pair cannot pay for the identical one: only the identical pair is pushed apart
+    assert grad.tolist() == pytest.approx([-0.5, 0.0])
+
+
+def _generator_step(diversity_weight, seed=0):
+    """One generator update of a tiny objective; returns (generator parameters before, after)."""
+    torch.manual_seed(seed)
+    config = tiny_config(objective__diversity_weight=diversity_weight)
+    generator = build_generator(config.to_dict())
+    objective = AdversarialObjective(config, generator, torch.device("cpu"))
+    before = [p.detach().clone() for p in generator.parameters()]
+    torch.manual_seed(seed + 1)
+    losses = objective.train_step(torch.rand(8, 3, 16, 16) * 2 - 1, step=1)
+    return before, list(generator.parameters()), losses
+
+
+def test_diversity_term_changes_the_generator_update():
+    before, off, losses_off = _generator_step(0.0)
+    _, on, losses_on = _generator_step(5.0)
+    assert torch.isfinite(losses_on["diversity"])
+    # same seeds, same discriminator update: only the diversity term can make them differ
+    assert losses_on["d_loss"].item() == pytest.approx(losses_off["d_loss"].item())
+    assert any(not torch.allclose(a, b) for a, b in zip(off, on, strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(before, off, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("objective.diversity_weight", -1.0), ("objective.diversity_cap", 0.0)]
+)
+def test_bad_diversity_options_are_refused(name, value):
+    with pytest.raises(ConfigError, match="diversity"):
+        tiny_config(**{name.replace(".", "__"): value})
