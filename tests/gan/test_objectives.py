@@ -6,7 +6,7 @@ from fwp.gan.checkpoint import build_generator
 from fwp.gan.config import ConfigError
 from fwp.gan.discriminator import DiscriminatorOutput
 from fwp.gan.objectives import (
-    AdversarialObjective,
+    build_objective,
     diversity_loss,
     diversity_ratios,
     hinge_discriminator_loss,
@@ -65,7 +65,7 @@ def _generator_step(diversity_weight, seed=0):
     torch.manual_seed(seed)
     config = tiny_config(objective__diversity_weight=diversity_weight)
     generator = build_generator(config.to_dict())
-    objective = AdversarialObjective(config, generator, torch.device("cpu"))
+    objective = build_objective(config, generator, torch.device("cpu"))
     before = [p.detach().clone() for p in generator.parameters()]
     torch.manual_seed(seed + 1)
     losses = objective.train_step(torch.rand(8, 3, 16, 16) * 2 - 1, step=1)
