@@ -2,13 +2,19 @@
 
 Reference mode: the painting is the step-by-step scan of the rule, eager, fp32, plain Adam.
 Fast mode (the default of ``fwp train``): the rule's parallel path, foreach/fused Adam, and on
-CUDA TF32 matmuls and a channels-last discriminator. Both train the same model with the same loss.
+CUDA TF32 matmuls and a channels-last discriminator. Compile mode: fast mode plus torch.compile of
+the generator and the discriminator (``--run-compile default``). All train the same model with the
+same loss.
 
     python benchmarks/bench_train.py                 # the paper's configuration (GPU)
     python benchmarks/bench_train.py --quick         # a small configuration that runs on a CPU
+    python benchmarks/bench_train.py --modes reference fast compile --compile-mode max-autotune
 
-Prints: device, configuration, batch, median ms/step over the timed steps (after warm-up),
-training images/s, peak GPU memory, and the fast/reference ratio; then generation throughput
+Prints: device, configuration, batch, median ms/step over the timed steps (after warm-up, which
+includes compilation), training images/s, peak GPU memory, aten operations per step (the average
+over ``gp_every`` consecutive steps, counted eagerly: each non-view operation is at least one
+kernel launch on a GPU, so this count times the per-launch cost is a floor that only compilation
+or CUDA graphs lower), and the speed-up over the reference mode; then generation throughput
 (painter only, no grad).
 """
 
@@ -18,8 +24,10 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections import Counter
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from fwp.gan.config import build_config
 from fwp.gan.trainer import Trainer, ema_update
@@ -34,6 +42,37 @@ def _peak_memory_gib(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
     return torch.cuda.max_memory_allocated(device) / 2**30
+
+
+#: aten operations that only make views (no kernel launch)
+VIEW_OPS = frozenset(
+    {
+        *("view", "_unsafe_view", "_reshape_alias", "reshape", "view_as", "as_strided", "alias"),
+        *("expand", "permute", "transpose", "t", "unsqueeze", "squeeze", "unflatten", "flatten"),
+        *("slice", "select", "narrow", "diagonal", "split", "split_with_sizes", "unbind", "chunk"),
+        "detach",
+    }
+)
+
+
+class OperationCount(TorchDispatchMode):
+    """Counts the aten operations that run inside it, views excepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name not in VIEW_OPS:
+            self.counts[name] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def full_step(trainer: Trainer, index: int) -> None:
+    """One training step as ``fwp train`` runs it: D step, G step, EMA update."""
+    trainer.objective.train_step(trainer.stream.next_batch(), index)
+    ema_update(trainer.ema, trainer.objective.generator, trainer.config.optim.ema_decay)
 
 
 def time_training(preset: str, options: dict, warmup: int, steps: int) -> dict:
@@ -53,28 +92,36 @@ def time_training(preset: str, options: dict, warmup: int, steps: int) -> dict:
         for index in range(warmup + steps):
             _sync(device)
             start = time.perf_counter()
-            trainer.objective.train_step(trainer.stream.next_batch(), index)
-            ema_update(trainer.ema, trainer.objective.generator, config.optim.ema_decay)
+            full_step(trainer, index)
             _sync(device)
             if index >= warmup:
                 times.append(time.perf_counter() - start)
         median = statistics.median(times)
+        gp_every = config.objective.gp_every
+        operations = None
+        if config.run.compile == "off":  # compiled graphs hide their operations from the count
+            counter = OperationCount()
+            with counter:
+                for index in range(warmup + steps, warmup + steps + gp_every):
+                    full_step(trainer, index)
+            operations = sum(counter.counts.values()) / gp_every
         return {
             "device": str(device),
             "batch": batch,
             "ms": median * 1e3,
             "img_s": batch / median,
             "peak_gib": _peak_memory_gib(device),
+            "operations": operations,
             "generator": trainer.ema,
         }
 
 
 @torch.no_grad()
-def time_generation(generator: torch.nn.Module, batch: int, repeats: int) -> float:
-    """Images per second of the painter alone (no grad) at ``batch``."""
-    device = next(generator.parameters()).device
-    z = torch.randn(batch, generator.latent_dim, device=device)
-    generator(z)
+def time_generation(generator, latent_dim: int, device: torch.device, batch: int, repeats: int):
+    """Images per second of ``generator`` (latents -> images, no grad) at ``batch``."""
+    z = torch.randn(batch, latent_dim, device=device)
+    for _ in range(2):  # warm-up (and compilation)
+        generator(z)
     times = []
     for _ in range(repeats):
         _sync(device)
@@ -83,6 +130,16 @@ def time_generation(generator: torch.nn.Module, batch: int, repeats: int) -> flo
         _sync(device)
         times.append(time.perf_counter() - start)
     return batch / statistics.median(times)
+
+
+def mode_options(mode: str, compile_mode: str) -> dict:
+    """The configuration options of a benchmark mode."""
+    return {
+        "reference": {"run.reference": True},
+        "fast": {"run.reference": False},
+        "amp": {"run.reference": False, "optim.amp": True},
+        "compile": {"run.reference": False, "run.compile": compile_mode},
+    }[mode]
 
 
 def main() -> None:
@@ -94,8 +151,16 @@ def main() -> None:
         type=int,
         nargs="*",
         default=None,
-        help="batch sizes (default: 20 for the paper, 32 with --quick)",
+        help="batch sizes (default: 20 64 256 for the paper, 32 with --quick)",
     )
+    parser.add_argument(
+        "--modes",
+        nargs="*",
+        default=["reference", "fast", "compile"],
+        choices=["reference", "fast", "amp", "compile"],
+        help="modes to time (reference first: the speed-up column is relative to it)",
+    )
+    parser.add_argument("--compile-mode", default="default", help="torch.compile mode of 'compile'")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 50 / 5)")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--generation-batch", type=int, default=256)
@@ -104,38 +169,48 @@ def main() -> None:
     preset = "quick" if args.quick else "paper"
     batches = args.batch or ([32] if args.quick else [20, 64, 256])
     steps = args.steps or (5 if args.quick else 50)
-    warmup = args.warmup if args.warmup is not None else (2 if args.quick else 10)
+    warmup = args.warmup if args.warmup is not None else (3 if args.quick else 10)
     base = {"run.device": args.device, "run.tensorboard": False}
 
     header = (
         f"{'mode':<10} {'device':<8} {'config':<7} {'batch':>5} {'ms/step':>9} "
-        f"{'img/s':>9} {'peak GiB':>9} {'speed-up':>9}"
+        f"{'img/s':>9} {'peak GiB':>9} {'ops/step':>9} {'speed-up':>9}"
     )
     print(header)
     print("-" * len(header))
     generators = {}
     for batch in batches:
         results = {}
-        for mode in ("reference", "fast"):
-            options = {**base, "optim.batch_size": batch, "run.reference": mode == "reference"}
+        for mode in args.modes:
+            options = {**base, "optim.batch_size": batch, **mode_options(mode, args.compile_mode)}
             results[mode] = time_training(preset, options, warmup, steps)
             generators[mode] = results[mode].pop("generator")
-        for mode, r in results.items():
-            ratio = results["reference"]["ms"] / r["ms"]
+            r = results[mode]
+            baseline = results[args.modes[0]]["ms"]
             peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
+            operations = f"{r['operations']:.0f}" if r["operations"] is not None else "-"
             print(
                 f"{mode:<10} {r['device']:<8} {preset:<7} {batch:>5} {r['ms']:>9.1f} "
-                f"{r['img_s']:>9.1f} {peak:>9} {ratio:>8.2f}x"
+                f"{r['img_s']:>9.1f} {peak:>9} {operations:>9} {baseline / r['ms']:>8.2f}x",
+                flush=True,
             )
 
     print()
-    print(f"generation (painter only, no grad, batch {args.generation_batch})")
-    rates = {
-        mode: time_generation(g, args.generation_batch, 5 if args.quick else 20)
-        for mode, g in generators.items()
-    }
-    for mode, rate in rates.items():
-        print(f"{mode:<10} {rate:>12.1f} img/s {rate / rates['reference']:>8.2f}x")
+    print(f"generation (EMA generator only, no grad, batch {args.generation_batch})")
+    rates = {}
+    for mode, generator in generators.items():
+        device = next(generator.parameters()).device
+        if mode == "compile":
+            generator = torch.compile(generator, mode=args.compile_mode)
+        rates[mode] = time_generation(
+            generator,
+            generators[mode].latent_dim,
+            device,
+            args.generation_batch,
+            5 if args.quick else 20,
+        )
+        first = rates[args.modes[0]]
+        print(f"{mode:<10} {rates[mode]:>12.1f} img/s {rates[mode] / first:>8.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,21 @@ ALIASES: dict[str, str] = {
     "run.fid_every": "--fid-every",
     "run.fid_num": "--fid-num",
     "run.reference": "--reference",
+    "run.compile": "--compile",
     "optim.batch_size": "--batch-size",
     "optim.amp": "--amp",
     "refiner.enabled": "--refiner",
 }
 
 #: options that may change when a run is resumed (to extend its budget)
-RESUMABLE = {"run.steps", "run.minutes", "run.device", "run.fid_every", "run.fid_num"}
+RESUMABLE = {
+    "run.steps",
+    "run.minutes",
+    "run.device",
+    "run.fid_every",
+    "run.fid_num",
+    "run.compile",
+}
 
 
 def _param_name(dotted: str) -> str:

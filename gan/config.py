@@ -96,7 +96,12 @@ class RunSection:
     max_nan_retries: int = 3
     deterministic: bool = False
     reference: bool = False  # reference mode: scan painting, eager, fp32
+    compile: str = "off"  # torch.compile of G and D: off, default, reduce-overhead, max-autotune
     tensorboard: bool = True
+
+
+#: torch.compile modes of ``run.compile`` ("off": eager)
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 #: painter options that the training configuration derives instead of setting
@@ -244,6 +249,15 @@ class TrainConfig:
             raise ConfigError(f"run.device must be auto, cpu or cuda[:N]; got {self.run.device!r}")
         if self.optim.amp and self.run.reference:
             raise ConfigError("optim.amp and run.reference exclude each other: reference is fp32")
+        if self.run.compile not in COMPILE_MODES:
+            raise ConfigError(
+                f"run.compile must be one of {', '.join(COMPILE_MODES)}; got {self.run.compile!r}"
+            )
+        if self.run.compile != "off" and self.run.reference:
+            raise ConfigError(
+                "run.compile and run.reference exclude each other: reference mode is eager; "
+                "drop --reference or set --run-compile off"
+            )
 
 
 def _coerce(section: str, name: str, kind: Any, value: Any) -> Any:

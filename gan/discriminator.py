@@ -199,7 +199,10 @@ def with_minibatch_std(x: Tensor, group: int = 4) -> Tensor:
     batch = x.shape[0]
     size = group if batch % group == 0 else batch
     grouped = rearrange(x.float(), "(g n) c h w -> g n c h w", n=size)
-    spread = grouped.var(dim=1, unbiased=False).add(1e-8).sqrt().mean(dim=(1, 2, 3))
+    # population variance across the group, written out: Tensor.var over a middle dimension is
+    # about 6x slower on a CPU (forward and backward, measured on the quick preset's features)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    spread = centred.square().mean(dim=1).add(1e-8).sqrt().mean(dim=(1, 2, 3))
     feature = repeat(spread, "g -> (g n) 1 h w", n=size, h=x.shape[2], w=x.shape[3])
     return torch.cat([x, feature.to(x.dtype)], dim=1)
 

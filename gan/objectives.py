@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from fwp.painters import Generator
 
 from .augment import DiffAugment
+from .compiled import maybe_compile
 from .config import TrainConfig
 from .discriminator import DiscriminatorOutput, LightweightDiscriminator
 
@@ -199,6 +200,11 @@ class AdversarialObjective(Objective):
             ),
         }
         self.augment = DiffAugment(config.objective.augment, config.objective.augment_probability)
+        # the calls the step makes; compiled ones share the networks' parameters. The penalised
+        # real pass stays eager: compiled graphs do not support the double backward it needs.
+        mode = config.run.compile
+        self.generate = maybe_compile(generator, mode, device, "generator")
+        self.score = maybe_compile(self.discriminator, mode, device, "discriminator")
 
     def _latents(self, batch: int) -> Tensor:
         return torch.randn(batch, self.generator.latent_dim, device=self.device)
@@ -210,13 +216,14 @@ class AdversarialObjective(Objective):
 
         # discriminator
         with torch.no_grad(), self.autocast():
-            fake = self.generator(self._latents(batch))
+            fake = self.generate(self._latents(batch))
         penalise = step % cfg.gp_every == 0
         real = real.detach().requires_grad_(penalise)
         d_opt.zero_grad(set_to_none=True)
         with self.autocast():
-            out_real = self.discriminator(self.augment(real), reconstruct=True)
-            out_fake = self.discriminator(self.augment(fake.detach()))
+            score_real = self.discriminator if penalise else self.score
+            out_real = score_real(self.augment(real), reconstruct=True)
+            out_fake = self.score(self.augment(fake.detach()))
             adversarial = hinge_discriminator_loss(out_real, out_fake)
             reconstruction = out_real.reconstruction_loss
             d_loss = adversarial + cfg.reconstruction_weight * reconstruction
@@ -232,8 +239,8 @@ class AdversarialObjective(Objective):
         g_opt.zero_grad(set_to_none=True)
         with frozen(self.discriminator), self.autocast():
             latents = self._latents(batch)
-            images = self.generator(latents)
-            g_loss = hinge_generator_loss(self.discriminator(self.augment(images)))
+            images = self.generate(latents)
+            g_loss = hinge_generator_loss(self.score(self.augment(images)))
             ratios = diversity_ratios(images.float(), latents)
             if cfg.diversity_weight > 0:
                 g_loss = g_loss + cfg.diversity_weight * diversity_loss(ratios, cfg.diversity_cap)

@@ -10,6 +10,7 @@ from fwp.gan.discriminator import (
     DiscriminatorOutput,
     LightweightDiscriminator,
     check_discriminator_size,
+    with_minibatch_std,
 )
 
 SMALL = {"base_channels": 16, "max_channels": 64}
@@ -176,3 +177,21 @@ def test_separates_noise_from_constant_images() -> None:
     ]:
         accuracy = ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean()) / 2
         assert accuracy >= 0.95
+
+
+@pytest.mark.parametrize("batch, group", [(8, 4), (6, 6)])  # 6 is not divisible by 4: one group
+def test_minibatch_std_is_the_group_standard_deviation(batch: int, group: int) -> None:
+    x = torch.randn(batch, 5, 3, 2, generator=torch.Generator().manual_seed(0))
+    out = with_minibatch_std(x)
+    assert out.shape == (batch, 6, 3, 2)
+    torch.testing.assert_close(out[:, :5], x)
+    for start in range(0, batch, group):
+        members = x[start : start + group]
+        expected = members.std(dim=0, unbiased=False).mean()
+        torch.testing.assert_close(out[start : start + group, 5], expected.expand(group, 3, 2))
+
+
+def test_minibatch_std_sees_diversity() -> None:
+    same = torch.ones(4, 2, 2, 2)
+    assert with_minibatch_std(same)[:, 2].abs().max() < 1e-3  # sqrt(1e-8) floor
+    assert with_minibatch_std(same + torch.randn(4, 2, 2, 2))[:, 2].min() > 0.1

@@ -1,0 +1,89 @@
+"""torch.compile for the training step's networks, with a clean fallback to eager execution.
+
+Compiling fuses the many small element-wise kernels of the painter's activations and of the
+discriminator into few, which matters most where kernel-launch overhead dominates (small batches
+on a GPU). It never changes the model: the compiled and the eager call compute the same function
+(tests compare their losses and gradients), and the networks' parameters and checkpoints are the
+eager modules' own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+#: the torch.compile backend (tests swap in lighter ones)
+BACKEND: Any = "inductor"
+
+
+def compile_unavailable_reason(device: torch.device) -> str | None:
+    """Why torch.compile's default backend cannot run on ``device`` here, or None if it can."""
+    if device.type == "cuda":
+        try:
+            from torch.utils._triton import has_triton
+        except ImportError:  # pragma: no cover - torch without the helper
+            return "this torch build has no Triton support"
+        return None if has_triton() else "Triton is not installed (pip install triton)"
+    if shutil.which("cc") is None and shutil.which("gcc") is None and shutil.which("g++") is None:
+        return "no C/C++ compiler on PATH (install gcc)"
+    return None
+
+
+class CompiledCall:
+    """Call ``torch.compile(module, mode=mode)``; on the first failure, warn once and call
+    ``module`` eagerly from then on.
+
+    Compilation happens lazily, at the first call with new input properties; a failure there
+    (no compiler, an unsupported operation) falls back to eager, which recomputes the same call,
+    so a genuine error in the model still surfaces (from the eager call). The compiled module
+    shares ``module``'s parameters.
+
+    Args:
+        module: the network to call.
+        mode: a torch.compile mode ("default", "reduce-overhead", "max-autotune"); only the
+            inductor backend takes one.
+        name: used in the warning.
+        backend: the torch.compile backend.
+    """
+
+    def __init__(self, module: nn.Module, mode: str, name: str, backend: Any = "inductor") -> None:
+        self.module = module
+        self.name = name
+        options = {"mode": mode} if backend == "inductor" else {}
+        self.compiled: Any = torch.compile(module, backend=backend, **options)
+        self.failed = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.failed:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as error:  # any compile failure falls back
+                self.failed = True
+                warnings.warn(
+                    f"torch.compile of the {self.name} failed ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}); running it eagerly. "
+                    f"Set --run-compile off to silence this.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return self.module(*args, **kwargs)
+
+
+def maybe_compile(module: nn.Module, mode: str, device: torch.device, name: str) -> Any:
+    """``module`` itself when ``mode`` is "off" or compiling cannot work on ``device`` (with a
+    warning saying why), else a :class:`CompiledCall` of it."""
+    if mode == "off":
+        return module
+    reason = compile_unavailable_reason(device)
+    if reason is not None:
+        warnings.warn(
+            f"run.compile={mode!r} ignored for the {name}: {reason}; running it eagerly",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return module
+    return CompiledCall(module, mode, name, backend=BACKEND)
