@@ -77,7 +77,7 @@ class OptimSection:
     beta1: float = 0.5
     beta2: float = 0.9
     ema_decay: float = 0.995
-    amp: bool = False  # mixed precision (bf16 autocast), CUDA only
+    amp: bool = False  # mixed precision: bf16 autocast (the painting itself stays fp32)
 
 
 @dataclass

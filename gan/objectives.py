@@ -46,7 +46,7 @@ class Objective:
 
     def __init__(self, device: torch.device, amp: bool = False) -> None:
         self.device = device
-        self.amp = amp and device.type == "cuda"
+        self.amp = amp
         self.networks: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
@@ -55,10 +55,10 @@ class Objective:
         return self.networks["generator"]  # type: ignore[return-value]
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast on CUDA when mixed precision is on, else a no-op."""
+        """bf16 autocast on the objective's device when mixed precision is on, else a no-op."""
         if not self.amp:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
         """One optimisation step on real images (B, C, H, W) in [-1, 1].

@@ -174,8 +174,16 @@ class Painter(nn.Module):
         return out.split([cfg.width, cfg.height, self.lr_size], dim=-1)
 
     def sequences(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Activated keys (B, C, T, Wd), values (B, C, T, H), rates (B, C, T, L)."""
-        return self.rule.activate_sequence(*self.logits(z))
+        """Activated keys (B, C, T, Wd), values (B, C, T, H), rates (B, C, T, L).
+
+        The rule always works in at least float32, also under mixed-precision autocast: the
+        controller's half-precision logits are cast up, and the activations and the painting run
+        with autocast off (see :meth:`paint`). T rank-1 updates accumulate rounding, and the delta
+        rule's triangular solve has no half-precision kernels.
+        """
+        logits = [at_least_float32(x) for x in self.logits(z)]
+        with full_precision(z.device):
+            return self.rule.activate_sequence(*logits)
 
     def _output(self, matrix: Tensor) -> Tensor:
         return torch.tanh(matrix) if self.config.output_activation == "tanh" else matrix
@@ -190,7 +198,8 @@ class Painter(nn.Module):
         """
         K, V, LR = self.sequences(z)
         run = self.rule.paint if self.fast_path else self.rule.scan
-        result = run(K, V, LR, frames=frames)
+        with full_precision(z.device):
+            result = run(K, V, LR, frames=frames)
         if not frames:
             return self._output(result)
         return PaintResult(
@@ -214,6 +223,16 @@ class Painter(nn.Module):
     def sample(self, num: int, batch_size: int = 256, seed: int = 0) -> Tensor:
         """``num`` images (num, C, H, Wd) from fixed-seed latents, painted in batches, on CPU."""
         return sample_images(self, num, batch_size, seed)
+
+
+def at_least_float32(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is a half-precision float (float16, bfloat16), else unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def full_precision(device: torch.device) -> torch.autocast:
+    """A context in which autocast is off on ``device`` (a no-op when it was not on)."""
+    return torch.autocast(device_type=device.type, enabled=False)
 
 
 @torch.no_grad()

@@ -113,3 +113,14 @@ def test_refiner_starts_as_identity_and_trains():
 def test_refiner_rejects_indivisible_sizes():
     with pytest.raises(ValueError, match="divisible by 8"):
         UNetRefiner(depth=3)(torch.zeros(1, 3, 20, 20))
+
+
+def test_painting_stays_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    painter = Painter(PainterConfig(height=8, width=8, steps=5, latent_dim=8, hidden_size=16))
+    z = torch.randn(3, 8)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        K, V, LR = painter.sequences(z)
+        images = painter(z)
+    assert K.dtype == V.dtype == LR.dtype == images.dtype == torch.float32
+    torch.testing.assert_close(images, painter(z), rtol=0, atol=0.05)  # bf16 controller only
