@@ -62,6 +62,16 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def set_cuda_math(device: torch.device, fast: bool, deterministic: bool = False) -> None:
+    """On CUDA, TF32 matmuls and convolutions and cuDNN autotuning in fast mode, strict float32
+    without autotuning otherwise (these switches are process-wide, so they are set both ways)."""
+    if device.type != "cuda":
+        return
+    torch.backends.cuda.matmul.allow_tf32 = fast
+    torch.backends.cudnn.allow_tf32 = fast
+    torch.backends.cudnn.benchmark = fast and not deterministic
+
+
 def rng_state() -> dict[str, Any]:
     state = {
         "torch": torch.get_rng_state(),
@@ -229,10 +239,7 @@ class Trainer:
         run = config.run
         if run.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        if self.device.type == "cuda" and not run.reference:
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-            torch.backends.cudnn.benchmark = not run.deterministic
+        set_cuda_math(self.device, fast=not run.reference, deterministic=run.deterministic)
         seed_everything(run.seed)
 
         if images is None:
