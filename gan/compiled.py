@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 
 #: the torch.compile backend (tests swap in lighter ones)
 BACKEND: Any = "inductor"
@@ -34,27 +34,29 @@ def compile_unavailable_reason(device: torch.device) -> str | None:
 
 
 class CompiledCall:
-    """Call ``torch.compile(module, mode=mode)``; on the first failure, warn once and call
-    ``module`` eagerly from then on.
+    """Call ``torch.compile(function, mode=mode)``; on the first failure, warn once and call
+    ``function`` eagerly from then on.
 
     Compilation happens lazily, at the first call with new input properties; a failure there
     (no compiler, an unsupported operation) falls back to eager, which recomputes the same call,
-    so a genuine error in the model still surfaces (from the eager call). The compiled module
-    shares ``module``'s parameters.
+    so a genuine error in the model still surfaces (from the eager call). The compiled call
+    shares the parameters of the network it runs.
 
     Args:
-        module: the network to call.
+        function: a network, or a method of one, to call.
         mode: a torch.compile mode ("default", "reduce-overhead", "max-autotune"); only the
             inductor backend takes one.
         name: used in the warning.
         backend: the torch.compile backend.
     """
 
-    def __init__(self, module: nn.Module, mode: str, name: str, backend: Any = "inductor") -> None:
-        self.module = module
+    def __init__(
+        self, function: Callable[..., Any], mode: str, name: str, backend: Any = "inductor"
+    ) -> None:
+        self.function = function
         self.name = name
         options = {"mode": mode} if backend == "inductor" else {}
-        self.compiled: Any = torch.compile(module, backend=backend, **options)
+        self.compiled: Any = torch.compile(function, backend=backend, **options)
         self.failed = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -70,14 +72,16 @@ class CompiledCall:
                     RuntimeWarning,
                     stacklevel=2,
                 )
-        return self.module(*args, **kwargs)
+        return self.function(*args, **kwargs)
 
 
-def maybe_compile(module: nn.Module, mode: str, device: torch.device, name: str) -> Any:
-    """``module`` itself when ``mode`` is "off" or compiling cannot work on ``device`` (with a
+def maybe_compile(
+    function: Callable[..., Any], mode: str, device: torch.device, name: str
+) -> Callable[..., Any]:
+    """``function`` itself when ``mode`` is "off" or compiling cannot work on ``device`` (with a
     warning saying why), else a :class:`CompiledCall` of it."""
     if mode == "off":
-        return module
+        return function
     reason = compile_unavailable_reason(device)
     if reason is not None:
         warnings.warn(
@@ -85,5 +89,5 @@ def maybe_compile(module: nn.Module, mode: str, device: torch.device, name: str)
             RuntimeWarning,
             stacklevel=2,
         )
-        return module
-    return CompiledCall(module, mode, name, backend=BACKEND)
+        return function
+    return CompiledCall(function, mode, name, backend=BACKEND)

@@ -345,35 +345,81 @@ class LightweightDiscriminator(nn.Module):
     def forward(self, images: Tensor, reconstruct: bool = False) -> DiscriminatorOutput:
         """Score images (B, C, H, W) in [-1, 1]; see the class docstring."""
         self._check_images(images)
+        batch = images.shape[0]
+        return self._score(images, (batch,), batch if reconstruct else 0)[0]
+
+    def score_pair(
+        self, real: Tensor, fake: Tensor
+    ) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
+        """``(self(real, reconstruct=True), self(fake))`` in one pass over both batches.
+
+        Fewer, larger kernels (what a GPU at a small batch needs), the same values: no operation
+        mixes samples except the minibatch standard deviation, which is taken within each batch,
+        and the random quarter is drawn for the real images as in the separate call.
+
+        Args:
+            real: (B_real, C, H, W) images to score and reconstruct.
+            fake: (B_fake, C, H, W) images to score.
+        """
+        self._check_images(real)
+        self._check_images(fake)
+        both = torch.cat([real, fake])
+        return self._score(both, (real.shape[0], fake.shape[0]), real.shape[0])
+
+    def _score(
+        self, images: Tensor, parts: tuple[int, ...], num_reconstructed: int
+    ) -> list[DiscriminatorOutput]:
+        """Score a batch made of ``parts`` (sizes along the batch) and reconstruct its first
+        ``num_reconstructed`` images; one output per part, the reconstruction loss on the first."""
         x = self.stem(images)
         crop_features = x
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i + 1 == self._crop_index:
                 crop_features = x
-        logits = self.head(with_minibatch_std(x) if self.minibatch_std else x)
+        if not self.minibatch_std:
+            head_input = x
+        elif len(parts) == 1:
+            head_input = with_minibatch_std(x)
+        else:
+            head_input = torch.cat([with_minibatch_std(part) for part in x.split(parts)])
+        logits = self.head(head_input)
 
         small = self._downsample(images, self._small_side)
         small_logits = self.small_head(self.small_body(small))
 
         loss = None
-        if reconstruct:
-            target = images.detach()
-            whole = self.decoder(x)
-            whole_target = self._downsample(target, self._whole_side)
-
-            # A random quarter per sample: crop the 16-pixel features and the image alike.
-            batch = images.shape[0]
-            quarter = torch.randint(0, 4, (batch,), device=images.device)
-            rows = torch.arange(batch, device=images.device)
-            feature_quarters = rearrange(
-                crop_features, "b c (qi h) (qj w) -> b (qi qj) c h w", qi=2, qj=2
+        if num_reconstructed:
+            loss = self._reconstruction_loss(
+                x[:num_reconstructed],
+                crop_features[:num_reconstructed],
+                images[:num_reconstructed].detach(),
             )
-            image_quarters = rearrange(target, "b c (qi h) (qj w) -> b (qi qj) c h w", qi=2, qj=2)
-            part = self.part_decoder(feature_quarters[rows, quarter])
-            part_target = self._downsample(image_quarters[rows, quarter], self._part_side)
+        return [
+            DiscriminatorOutput(
+                logits=part_logits,
+                small_logits=part_small_logits,
+                reconstruction_loss=loss if index == 0 else None,
+            )
+            for index, (part_logits, part_small_logits) in enumerate(
+                zip(logits.split(parts), small_logits.split(parts), strict=True)
+            )
+        ]
 
-            loss = F.l1_loss(whole, whole_target) + F.l1_loss(part, part_target)
-        return DiscriminatorOutput(
-            logits=logits, small_logits=small_logits, reconstruction_loss=loss
+    def _reconstruction_loss(self, features: Tensor, crop_features: Tensor, target: Tensor):
+        """FastGAN's self-supervision: L1 of the whole image decoded from the 8x8 features plus L1
+        of a random quarter decoded from the same quarter of the 16x16 features."""
+        whole = self.decoder(features)
+        whole_target = self._downsample(target, self._whole_side)
+
+        # A random quarter per sample: crop the 16-pixel features and the image alike.
+        batch = target.shape[0]
+        quarter = torch.randint(0, 4, (batch,), device=target.device)
+        rows = torch.arange(batch, device=target.device)
+        feature_quarters = rearrange(
+            crop_features, "b c (qi h) (qj w) -> b (qi qj) c h w", qi=2, qj=2
         )
+        image_quarters = rearrange(target, "b c (qi h) (qj w) -> b (qi qj) c h w", qi=2, qj=2)
+        part = self.part_decoder(feature_quarters[rows, quarter])
+        part_target = self._downsample(image_quarters[rows, quarter], self._part_side)
+        return F.l1_loss(whole, whole_target) + F.l1_loss(part, part_target)

@@ -195,3 +195,26 @@ def test_minibatch_std_sees_diversity() -> None:
     same = torch.ones(4, 2, 2, 2)
     assert with_minibatch_std(same)[:, 2].abs().max() < 1e-3  # sqrt(1e-8) floor
     assert with_minibatch_std(same + torch.randn(4, 2, 2, 2))[:, 2].min() > 0.1
+
+
+@pytest.mark.parametrize("minibatch_std", [False, True])
+@pytest.mark.parametrize(("real_batch", "fake_batch"), [(4, 4), (6, 6), (3, 5)])
+def test_score_pair_equals_two_separate_calls(minibatch_std, real_batch, fake_batch) -> None:
+    torch.manual_seed(0)
+    d = LightweightDiscriminator((32, 32), minibatch_std=minibatch_std, **SMALL)
+    real = _images(real_batch, (32, 32), seed=1).requires_grad_()
+    fake = _images(fake_batch, (32, 32), seed=2)
+
+    def run(score):
+        torch.manual_seed(7)  # the reconstruction's random quarters
+        out_real, out_fake = score()
+        loss = out_real.logits.sum() + out_fake.small_logits.sum() + out_real.reconstruction_loss
+        input_grad, *weight_grads = torch.autograd.grad(loss, [real, *d.parameters()])
+        values = [out_real.logits, out_real.small_logits, out_real.reconstruction_loss]
+        assert out_fake.reconstruction_loss is None
+        return [*values, out_fake.logits, out_fake.small_logits, input_grad, *weight_grads]
+
+    separate = run(lambda: (d(real, reconstruct=True), d(fake)))
+    paired = run(lambda: d.score_pair(real, fake))
+    for a, b in zip(separate, paired, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
