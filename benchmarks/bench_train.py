@@ -1,8 +1,9 @@
 """Training-step and generation speed: fwp's reference mode against its fast mode, in one run.
 
 Reference mode: the painting is the step-by-step scan of the rule, eager, fp32, plain Adam.
-Fast mode (the default of ``fwp train``): the rule's parallel path, foreach/fused Adam, and on
-CUDA TF32 matmuls and a channels-last discriminator. Compile mode: fast mode plus torch.compile of
+Fast mode (the default of ``fwp train``): the rule's parallel path, one discriminator pass over
+real and fake images, foreach/fused Adam, and on CUDA TF32 matmuls and a channels-last
+discriminator. Compile mode: fast mode plus torch.compile of
 the generator and the discriminator (``--run-compile default``). All train the same model with the
 same loss.
 

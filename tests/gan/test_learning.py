@@ -21,11 +21,14 @@ def sample_statistics(generator, real) -> tuple[float, float]:
 def test_a_few_hundred_steps_move_the_samples_toward_the_data(tmp_path):
     """An untrained painter paints near-identical grey images; emoji are mostly white and varied.
 
-    400 steps of the quick preset's training setting on 256 real emoji, with its painter shrunk to
-    16x16, T=6, LSTM 64, batch 16, must close a good part of the colour gap between the EMA
-    painter's samples and the data, and make the samples differ across latents. Measured over
-    seeds 0-5: colour gap 0.25 -> 0.069 to 0.127 (at most 0.52 of the start), spread 0.008 ->
-    0.094 to 0.40. A trainer that does not learn keeps both where they start.
+    800 steps of the quick preset's training setting on 256 real emoji, with its painter shrunk to
+    16x16, T=6, LSTM 64, batch 16, must close most of the colour gap between the EMA painter's
+    samples and the data, and make the samples differ across latents. Measured over seeds 0-5,
+    each with the discriminator's real and fake passes fused (fast mode) and separate (the same
+    math, other rounding): colour gap 0.25 -> 0.026 to 0.107 (at most 0.43 of the start), spread
+    0.008 -> 0.34 to 0.50. At 400 steps the same twelve runs ended anywhere between 0.42 and 1.05
+    of the start gap: GAN trajectories part on rounding, so the test trains long enough for every
+    one of them to arrive. A trainer that does not learn keeps both where they start.
     """
     images = load_images("emoji", (16, 16), 3, limit=256, progress=False)
     real = to_float(images)
@@ -35,15 +38,15 @@ def test_a_few_hundred_steps_move_the_samples_toward_the_data(tmp_path):
         painter__latent_dim=32,
         optim__batch_size=16,
         optim__ema_decay=0.98,
-        run__steps=400,
+        run__steps=800,
         run__log_every=100,
-        run__checkpoint_every=400,
-        run__sample_every=400,
+        run__checkpoint_every=800,
+        run__sample_every=800,
     )
     trainer = Trainer(config, tmp_path / "run", images=images, progress=False)
     gap_before, spread_before = sample_statistics(trainer.ema, real)
     assert gap_before > 0.15 and spread_before < 0.02  # the gaps are real to begin with
     trainer.run()
     gap_after, spread_after = sample_statistics(trainer.ema, real)
-    assert gap_after < 0.65 * gap_before, (gap_before, gap_after)
-    assert spread_after > 0.04, (spread_before, spread_after)
+    assert gap_after < 0.6 * gap_before, (gap_before, gap_after)
+    assert spread_after > 0.2, (spread_before, spread_after)
