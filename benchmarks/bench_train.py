@@ -31,6 +31,7 @@ from collections import Counter
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from fwp.gan.compiled import maybe_compile
 from fwp.gan.config import build_config
 from fwp.gan.trainer import Trainer, ema_update, set_cuda_math
 
@@ -213,7 +214,7 @@ def main() -> None:
         device = next(generator.parameters()).device
         set_cuda_math(device, fast=mode != "reference")
         if mode == "compile":
-            generator = torch.compile(generator, mode=args.compile_mode)
+            generator = maybe_compile(generator, args.compile_mode, device, "generator")
         rates[mode] = time_generation(
             generator,
             generators[mode].latent_dim,

@@ -70,7 +70,7 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
 
-    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     mode = "reference" if args.reference else f"fast (compile {args.compile}, amp {args.amp})"
     print(f"device {device}; {mode}; batch {batch}; {args.steps} steps profiled")
     print(prof.key_averages().table(sort_by=sort, row_limit=args.rows))
