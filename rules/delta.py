@@ -10,7 +10,7 @@ with the Delta Rule over Sequence Length" (NeurIPS 2024): every update is u_t k_
 u_t = beta_t (v_t - W_{t-1} k_t), and the u_t solve one unit lower-triangular system
 (I + diag(beta) tril(K K^T, -1)) U = diag(beta) (V - K W0^T), so W_T = W0 + U^T K. With a
 per-row rate every row has its own system; that path works chunk by chunk, as the same paper's
-chunkwise form does (see :func:`_paint_per_row`).
+chunkwise form does (see :func:`_per_row_updates`).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def _solve_unit_lower(strictly_lower: Tensor, rhs: Tensor) -> Tensor:
 
 
 def _key_overlaps(K: Tensor) -> Tensor:
-    """tril(K K^T, -1): (B, C, T, T) with entry [t, s] = k_t . k_s for s < t."""
-    return einsum(K, K, "b c t d, b c s d -> b c t s").tril(-1)
+    """tril(K K^T, -1): keys (..., T, D) -> (..., T, T) with entry [t, s] = k_t . k_s for s < t."""
+    return einsum(K, K, "... t d, ... s d -> ... t s").tril(-1)
 
 
 def _residual_targets(V: Tensor, K: Tensor, W0: Tensor | None, scale: Tensor | None = None):
@@ -62,10 +62,11 @@ def _residual_targets(V: Tensor, K: Tensor, W0: Tensor | None, scale: Tensor | N
 PER_ROW_CHUNK = 8
 
 
-def _paint_per_row(
-    K: Tensor, V: Tensor, LR: Tensor, W0: Tensor | None, frames: bool, chunk: int = PER_ROW_CHUNK
-) -> Tensor | PaintResult:
-    """Delta rule with a per-row rate (LR: (B, C, T, H)), chunk by chunk.
+def _per_row_updates(
+    K: Tensor, V: Tensor, LR: Tensor, W0: Tensor | None, chunk: int = PER_ROW_CHUNK
+) -> Tensor:
+    """The updates U (B, C, T, H) of the delta rule with a per-row rate (LR: (B, C, T, H)),
+    computed chunk by chunk; W_T = W0 + U^T K as for the scalar rate.
 
     Row h is its own delta rule with rates beta_{t,h}. Within a chunk of c steps that starts from
     W, the chunk's updates u (c, H) solve, row by row,
@@ -83,9 +84,8 @@ def _paint_per_row(
     keys = rearrange(K, "b c (n i) d -> n b c i d", i=chunk)
     values = rearrange(V, "b c (n i) h -> n b c i h", i=chunk)
     beta = rearrange(LR, "b c (n i) h -> n b c h i", i=chunk)
-    overlaps = einsum(keys, keys, "n b c i d, n b c j d -> n b c i j").tril(-1)
     system = rearrange(beta, "n b c h i -> n b c h i 1") * rearrange(
-        overlaps, "n b c i j -> n b c 1 i j"
+        _key_overlaps(keys), "n b c i j -> n b c 1 i j"
     )
     solvers = _solve_unit_lower(system, torch.diag_embed(beta))  # P: (n, B, C, H, c, c)
     W = W0
@@ -95,13 +95,10 @@ def _paint_per_row(
         if W is not None:
             residual = residual - einsum(W, chunk_keys, "b c h d, b c i d -> b c i h")
         U = einsum(solver, residual, "b c h i s, b c s h -> b c i h")
+        chunk_updates.append(U)
         update = einsum(U, chunk_keys, "b c i h, b c i d -> b c h d")
         W = update if W is None else W + update
-        chunk_updates.append(U)
-    if frames:
-        U = torch.cat(chunk_updates, dim=2)[:, :, :steps]
-        return frames_from_updates(einsum(U, K[:, :, :steps], "b c t h, b c t d -> t b c h d"), W0)
-    return W
+    return torch.cat(chunk_updates, dim=2)[:, :, :steps]
 
 
 class DeltaRule(LearningRule):
@@ -162,9 +159,10 @@ class DeltaRule(LearningRule):
         check_sequence_inputs(self, K, V, LR, W0)
         if self.gated:
             return self._paint_gated(K, V, LR, W0, frames)
-        if LR.shape[-1] != 1:
-            return _paint_per_row(K, V, LR, W0, frames)
-        U = _solve_unit_lower(LR * _key_overlaps(K), LR * _residual_targets(V, K, W0))
+        if LR.shape[-1] == 1:
+            U = _solve_unit_lower(LR * _key_overlaps(K), LR * _residual_targets(V, K, W0))
+        else:  # a separate system per row: chunk by chunk
+            U = _per_row_updates(K, V, LR, W0)
         if frames:
             return frames_from_updates(einsum(U, K, "b c t h, b c t d -> t b c h d"), W0)
         W = einsum(U, K, "b c t h, b c t d -> b c h d")

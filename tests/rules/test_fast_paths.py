@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from einops import einsum
 
 from fwp.rules import get_rule, list_rules
 from fwp.rules import testing as rt
-from fwp.rules.delta import _paint_per_row
+from fwp.rules.base import frames_from_updates
+from fwp.rules.delta import _per_row_updates
 
 FAST = [spec.name for spec in list_rules() if spec.has_fast_path]
 DTYPES = [pytest.param(torch.float64, id="float64"), pytest.param(torch.float32, id="float32")]
@@ -91,7 +93,9 @@ def test_per_row_chunks_match_the_scan(chunk: int, steps: int, with_w0: bool) ->
         leaves.append(x.W0.detach().requires_grad_())
     W0 = leaves[3] if x.W0 is not None else None
     expected = rule.scan(*leaves[:3], W0=W0)
-    actual = _paint_per_row(*leaves[:3], W0, frames=False, chunk=chunk)
+    U = _per_row_updates(*leaves[:3], W0, chunk=chunk)
+    frames = frames_from_updates(einsum(U, leaves[0], "b c t h, b c t d -> t b c h d"), W0)
+    actual = frames.image
     rt.assert_close(actual, expected, 1e-9, f"chunk {chunk} image")
     cotangent = torch.randn(expected.shape, dtype=expected.dtype)
     for name, grad, reference in zip(
@@ -101,7 +105,6 @@ def test_per_row_chunks_match_the_scan(chunk: int, steps: int, with_w0: bool) ->
         strict=False,
     ):
         rt.assert_close(grad, reference, 1e-9, f"chunk {chunk} gradient of {name}")
-    frames = _paint_per_row(*leaves[:3], W0, frames=True, chunk=chunk)
     reference_frames = rule.scan(*leaves[:3], W0=W0, frames=True)
     rt.assert_close(frames.partials, reference_frames.partials, 1e-9, f"chunk {chunk} partials")
     rt.assert_close(frames.updates, reference_frames.updates, 1e-9, f"chunk {chunk} updates")
