@@ -205,11 +205,14 @@ class AdversarialObjective(Objective):
         mode = config.run.compile
         self.generate = maybe_compile(generator, mode, device, "generator")
         self.score = maybe_compile(self.discriminator, mode, device, "discriminator")
-        # fast mode scores real and fake images in one discriminator pass (same values)
-        self.pair_pass = not config.run.reference
         self.score_pair = maybe_compile(
             self.discriminator.score_pair, mode, device, "discriminator"
         )
+
+    @property
+    def pair_pass(self) -> bool:
+        """Fast mode scores real and fake images in one discriminator pass (same values)."""
+        return not self.config.run.reference
 
     def _latents(self, batch: int) -> Tensor:
         return torch.randn(batch, self.generator.latent_dim, device=self.device)
@@ -230,10 +233,9 @@ class AdversarialObjective(Objective):
             if self.pair_pass:
                 score_pair = self.discriminator.score_pair if penalise else self.score_pair
                 out_real, out_fake = score_pair(real_input, fake_input)
-            else:
-                score_real = self.discriminator if penalise else self.score
-                out_real = score_real(real_input, reconstruct=True)
-                out_fake = self.score(fake_input)
+            else:  # the reference mode (never compiled): two plain calls
+                out_real = self.discriminator(real_input, reconstruct=True)
+                out_fake = self.discriminator(fake_input)
             adversarial = hinge_discriminator_loss(out_real, out_fake)
             reconstruction = out_real.reconstruction_loss
             d_loss = adversarial + cfg.reconstruction_weight * reconstruction
