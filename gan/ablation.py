@@ -74,6 +74,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .checkpoint import CHECKPOINT_DIR, CONFIG_FILE, LAST, atomic_write_text
 from .config import ConfigError, TrainConfig, build_config, parse_assignment
+from .trainer import format_seconds
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -601,12 +602,6 @@ class SweepSummary:
     interrupted: bool = False
 
 
-def _format_seconds(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
 class SweepProgress:
     """A progress display on stderr: cells done, running, failed, pending, and the ETA.
 
@@ -666,8 +661,8 @@ class SweepProgress:
         eta = self.eta()
         return (
             f"{self.done}/{self.total} done, {len(self.running)} running, {self.failed} failed, "
-            f"{pending} pending | elapsed {_format_seconds(time.monotonic() - self.start)} | "
-            f"ETA {'?' if eta is None else _format_seconds(eta)}"
+            f"{pending} pending | elapsed {format_seconds(time.monotonic() - self.start)} | "
+            f"ETA {'?' if eta is None else format_seconds(eta)}"
         )
 
     def event(self, text: str) -> None:
@@ -961,7 +956,7 @@ def _record(
         summary.done.append(cell.name)
         display.done += 1
         display.durations.append(seconds)
-        display.event(f"done {cell.name} at step {state.final_step} in {_format_seconds(seconds)}")
+        display.event(f"done {cell.name} at step {state.final_step} in {format_seconds(seconds)}")
     else:
         summary.failed[cell.name] = state.error
         display.failed += 1
@@ -1255,7 +1250,7 @@ def _fmt(value: float | None, metric: str) -> str:
     if metric in ("final_kid", "best_kid"):
         return f"{value:.4g}"
     if metric == "wall_s":
-        return f"{value:.1f}s" if value < 60 else _format_seconds(value)
+        return f"{value:.1f}s" if value < 60 else format_seconds(value)
     if metric == "img_per_s":
         return f"{value:.1f}"
     return f"{value:.2f}"

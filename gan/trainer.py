@@ -171,7 +171,7 @@ class Progress:
         shown = " ".join(f"{k} {v:.3f}" for k, v in losses.items() if k in ("g_loss", "d_loss"))
         line = (
             f"step {step}/{self.total} | {shown} | {images_per_second:.1f} img/s | "
-            f"ETA {_format_seconds(remaining)}"
+            f"ETA {format_seconds(remaining)}"
         )
         end = "\r" if self.interactive else "\n"
         print(line.ljust(100), end=end, file=sys.stderr, flush=True)
@@ -181,7 +181,8 @@ class Progress:
             print(file=sys.stderr)
 
 
-def _format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
+    """A duration as '4m05s', or '1h07m' from an hour on."""
     seconds = int(max(seconds, 0))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
