@@ -72,7 +72,7 @@ from typing import Any, Protocol
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .checkpoint import CHECKPOINT_DIR, CONFIG_FILE, LAST, atomic_write_text
+from .checkpoint import CHECKPOINT_DIR, CONFIG_FILE, LAST, atomic_write, atomic_write_text
 from .config import ConfigError, TrainConfig, build_config, parse_assignment
 from .trainer import format_seconds
 
@@ -1459,11 +1459,7 @@ def write_report(sweep_dir: str | Path) -> ReportFiles:
 
 
 def _save_png(image: Image.Image, path: Path) -> None:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: image.save(handle, format="PNG"))
 
 
 # -- pictures (PIL only) ------------------------------------------------------------------------

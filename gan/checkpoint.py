@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -33,20 +34,29 @@ def _temporary_beside(path: Path) -> tuple[int, str]:
     return fd, name
 
 
-def atomic_save(payload: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` via a temporary file, fsync and rename."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write ``path`` atomically: ``write`` fills a binary temporary file beside it, which is
+    flushed, fsynced and renamed over ``path``. Readers see the old file or the whole new one;
+    on any failure the temporary file is removed and ``path`` is untouched."""
     path = Path(path)
     fd, tmp_name = _temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    try:  # make the rename itself durable
+    return path
+
+
+def atomic_save(payload: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` via a temporary file, fsync and rename (see
+    :func:`atomic_write`), then an fsync of the folder so that the rename itself is durable."""
+    path = atomic_write(path, lambda handle: torch.save(payload, handle))
+    try:
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -58,15 +68,8 @@ def atomic_save(payload: Any, path: str | Path) -> Path:
 
 
 def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Write a text file atomically (temporary file + rename)."""
-    path = Path(path)
-    fd, tmp_name = _temporary_beside(path)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp_name, path)
-    return path
+    """Write a UTF-8 text file atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

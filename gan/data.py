@@ -42,6 +42,8 @@ import torch
 from einops import rearrange
 from PIL import Image, ImageOps
 
+from .checkpoint import atomic_save
+
 __all__ = [
     "DEFAULT_DATASET",
     "IMAGE_EXTENSIONS",
@@ -642,18 +644,12 @@ def _read_cache(path: Path, identity: str) -> torch.Tensor | None:
 
 
 def _write_cache(path: Path, identity: str, images: torch.Tensor) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        gray = images.shape[1] == 3 and bool(
-            torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 1], images[:, 2])
-        )
-        stored = images[:, :1] if gray else images
-        blob = {"identity": identity, "images": stored.contiguous(), "gray_as_rgb": gray}
-        torch.save(blob, tmp)
-        os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
-    finally:
-        tmp.unlink(missing_ok=True)
+    gray = images.shape[1] == 3 and bool(
+        torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 1], images[:, 2])
+    )
+    stored = images[:, :1] if gray else images
+    blob = {"identity": identity, "images": stored.contiguous(), "gray_as_rgb": gray}
+    atomic_save(blob, path)  # readers see the old file or the whole new one
 
 
 def load_images(

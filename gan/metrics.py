@@ -41,6 +41,7 @@ import torch
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
+from fwp.gan.checkpoint import atomic_save, atomic_write
 from fwp.gan.data import dataset_identity, default_cache_dir, load_images, to_uint8
 
 __all__ = [
@@ -232,15 +233,8 @@ def _convert_cached(source: Path, cache_dir: Path | None, origin: str) -> tuple[
         / "inception"
         / (f"pt_inception-2015-12-05-from-{source.stem}-{digest[:16]}-v{_CONVERSION_VERSION}.pth")
     )
-    if not target.is_file():
-        state = convert_torchscript_inception(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, target)  # atomic: a concurrent reader sees all of it or nothing
-        finally:
-            tmp.unlink(missing_ok=True)
+    if not target.is_file():  # atomic: a concurrent reader sees all of it or nothing
+        atomic_save(convert_torchscript_inception(source), target)
     return target, origin
 
 
@@ -786,23 +780,15 @@ def compare_stats(
 
 def save_stats(stats: FeatureStats, path: str | Path) -> None:
     """Write ``stats`` to an ``.npz`` file (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                version=np.int64(STATS_VERSION),
-                mean=np.asarray(stats.mean, dtype=np.float64),
-                cov=np.asarray(stats.cov, dtype=np.float64),
-                features=np.asarray(stats.features, dtype=np.float32),
-                num_images=np.int64(stats.num_images),
-                weights_origin=np.str_(stats.weights_origin),
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    arrays = {
+        "version": np.int64(STATS_VERSION),
+        "mean": np.asarray(stats.mean, dtype=np.float64),
+        "cov": np.asarray(stats.cov, dtype=np.float64),
+        "features": np.asarray(stats.features, dtype=np.float32),
+        "num_images": np.int64(stats.num_images),
+        "weights_origin": np.str_(stats.weights_origin),
+    }
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def load_stats(path: str | Path) -> FeatureStats:
