@@ -57,6 +57,29 @@ TINY_CLI = [
 ]
 
 
+#: a short run of the tiny configuration on the command line: 4 steps, samples and checkpoints
+#: every 2, no progress output
+TINY_CLI_SHORT_RUN = [
+    *TINY_CLI,
+    "--steps",
+    "4",
+    "--run-sample-every",
+    "2",
+    "--run-checkpoint-every",
+    "2",
+    "--quiet",
+]
+
+
+def record_losses(trainer) -> list[dict[str, float]]:
+    """Make ``trainer`` append {"step", loss name: value} after every step to the returned list."""
+    history: list[dict[str, float]] = []
+    trainer.step_hook = lambda step, losses: history.append(
+        {"step": step, **{k: float(v) for k, v in losses.items()}}
+    )
+    return history
+
+
 def tiny_config(**overrides) -> TrainConfig:
     """TINY with overrides given as section__name=value."""
     options = dict(TINY)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from fwp_test_utils import TINY_CLI
+from fwp_test_utils import TINY_CLI_SHORT_RUN
 from PIL import Image
 
 from fwp.cli.main import cli
@@ -20,16 +20,7 @@ from fwp.gan import trainer
 from fwp.gan.ablation import PALETTE, read_state, write_state
 from fwp.gan.checkpoint import load_painter
 
-TINY_SWEEP = [
-    *TINY_CLI,
-    "--steps",
-    "4",
-    "--run-sample-every",
-    "2",
-    "--run-checkpoint-every",
-    "2",
-    "--quiet",
-]
+TINY_SWEEP = TINY_CLI_SHORT_RUN
 
 
 def invoke(*args: str):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from fwp_test_utils import TINY_CLI, random_inception_weights
+from fwp_test_utils import TINY_CLI, TINY_CLI_SHORT_RUN, random_inception_weights
 from PIL import Image
 
 from fwp.cli.main import cli
@@ -16,19 +16,7 @@ def invoke(*args: str):
 def test_train_then_paint_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("FWP_CACHE", str(tmp_path / "cache"))
     run_dir = tmp_path / "run"
-    result = invoke(
-        "train",
-        *TINY_CLI,
-        "--steps",
-        "4",
-        "--run-sample-every",
-        "2",
-        "--run-checkpoint-every",
-        "2",
-        "--run-dir",
-        str(run_dir),
-        "--quiet",
-    )
+    result = invoke("train", *TINY_CLI_SHORT_RUN, "--run-dir", str(run_dir))
     assert result.exit_code == 0, result.output
     assert "finished at step 4" in result.output
     config = json.loads((run_dir / "config.json").read_text())

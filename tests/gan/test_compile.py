@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from fwp_test_utils import tiny_config
+from fwp_test_utils import record_losses, tiny_config
 
 from fwp.gan import compiled
 from fwp.gan.config import ConfigError
@@ -22,10 +22,7 @@ def fresh_dynamo():
 
 def _losses_per_step(config, run_dir, images) -> list[dict[str, float]]:
     trainer = Trainer(config, run_dir, images=images, progress=False)
-    history: list[dict[str, float]] = []
-    trainer.step_hook = lambda step, losses: history.append(
-        {k: float(v) for k, v in losses.items()}
-    )
+    history = record_losses(trainer)
     trainer.run()
     return history
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from fwp_test_utils import tiny_config
+from fwp_test_utils import record_losses, tiny_config
 
 from fwp.gan.trainer import Trainer
 
@@ -81,10 +81,7 @@ def test_mixed_precision_step_runs_and_stays_close_to_float32(tmp_path, tiny_emo
             images=tiny_emoji,
             progress=False,
         )
-        history = []
-        trainer.step_hook = lambda step, losses, h=history: h.append(
-            {k: float(v) for k, v in losses.items()}
-        )
+        history = record_losses(trainer)
         trainer.run()
         assert all(math.isfinite(v) for losses in history for v in losses.values())
         first[amp] = history[0]

@@ -7,19 +7,11 @@ import time
 
 import pytest
 import torch
-from fwp_test_utils import TINY_CLI, tiny_config
+from fwp_test_utils import TINY_CLI, record_losses, tiny_config
 
 from fwp.gan.checkpoint import atomic_save, load_checkpoint, load_painter
 from fwp.gan.config import ConfigError
 from fwp.gan.trainer import Trainer, TrainingError
-
-
-def record_losses(trainer: Trainer) -> list[dict[str, float]]:
-    history: list[dict[str, float]] = []
-    trainer.step_hook = lambda step, losses: history.append(
-        {"step": step, **{k: float(v) for k, v in losses.items()}}
-    )
-    return history
 
 
 def test_run_directory_holds_everything(tmp_path, tiny_emoji):
