@@ -100,6 +100,9 @@ class RunSection:
     tensorboard: bool = True
 
 
+#: gradient-penalty kinds of ``objective.penalty`` and the gradient norm each pulls toward
+PENALTY_TARGETS = {"one-centred": 1.0, "r1": 0.0}
+
 #: torch.compile modes of ``run.compile`` ("off": eager)
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
@@ -221,10 +224,10 @@ class TrainConfig:
             )
         if self.objective.loss != "hinge":
             raise ConfigError(f"objective.loss {self.objective.loss!r} unknown; choose 'hinge'")
-        if self.objective.penalty not in ("one-centred", "r1"):
+        if self.objective.penalty not in PENALTY_TARGETS:
             raise ConfigError(
                 f"objective.penalty {self.objective.penalty!r} unknown; "
-                f"choose 'one-centred' or 'r1'"
+                f"choose {' or '.join(repr(name) for name in PENALTY_TARGETS)}"
             )
         if not 0.0 <= self.objective.augment_probability <= 1.0:
             raise ConfigError("objective.augment_probability must be in [0, 1]")

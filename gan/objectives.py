@@ -18,7 +18,7 @@ from fwp.painters import Generator
 
 from .augment import DiffAugment
 from .compiled import maybe_compile
-from .config import TrainConfig
+from .config import PENALTY_TARGETS, TrainConfig
 from .discriminator import DiscriminatorOutput, LightweightDiscriminator
 
 
@@ -146,10 +146,6 @@ def diversity_loss(ratios: Tensor, cap: float) -> Tensor:
     pairs that do not (the same mode twice), so collapse onto a few modes is penalised too.
     """
     return -ratios.clamp(max=cap).mean()
-
-
-#: gradient-penalty kinds and the gradient norm each pulls toward
-PENALTY_TARGETS = {"one-centred": 1.0, "r1": 0.0}
 
 
 class AdversarialObjective(Objective):
