@@ -181,7 +181,7 @@ class TrainConfig:
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
         """Refuse invalid values and combinations before any work starts."""
-        from .discriminator import check_discriminator_size
+        from .networks import check_discriminator_size
 
         size = self.data.size
         if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):

@@ -19,7 +19,7 @@ from fwp.painters import Generator
 from .augment import DiffAugment
 from .compiled import maybe_compile
 from .config import PENALTY_TARGETS, TrainConfig
-from .discriminator import DiscriminatorOutput, LightweightDiscriminator
+from .networks import DiscriminatorOutput, LightweightDiscriminator
 
 
 def make_adam(

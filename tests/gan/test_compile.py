@@ -8,7 +8,7 @@ from fwp_test_utils import record_losses, tiny_config
 
 from fwp.gan import compiled
 from fwp.gan.config import ConfigError
-from fwp.gan.discriminator import LightweightDiscriminator
+from fwp.gan.networks.discriminator import LightweightDiscriminator
 from fwp.gan.trainer import Trainer, build_generator
 
 

@@ -1,4 +1,4 @@
-"""Tests for the FastGAN-style discriminator (fwp.gan.discriminator)."""
+"""Tests for the FastGAN-style discriminator (fwp.gan.networks.discriminator)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fwp.gan.discriminator import (
+from fwp.gan.networks.discriminator import (
     DiscriminatorOutput,
     LightweightDiscriminator,
     check_discriminator_size,

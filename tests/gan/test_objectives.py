@@ -4,7 +4,7 @@ from fwp_test_utils import tiny_config
 
 from fwp.gan.checkpoint import build_generator
 from fwp.gan.config import ConfigError
-from fwp.gan.discriminator import DiscriminatorOutput
+from fwp.gan.networks.discriminator import DiscriminatorOutput
 from fwp.gan.objectives import (
     build_objective,
     diversity_loss,
