@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from fwp.gan.trainer import pick_device
+from fwp.gan.runtime import pick_device
+from fwp.gan.tables import format_table
 from fwp.rules import LearningRule, get_rule
 
 DEFAULT_RULES = ("delta", "delta_rowlr", "delta_gated", "hebb")
@@ -114,17 +115,6 @@ def time_case(
     return results
 
 
-def format_table(rows: list[list[str]], header: list[str]) -> str:
-    """Right-aligned columns (the first left-aligned) with a rule under the header."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        pairs = enumerate(zip(cells, widths, strict=True))
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs)
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -172,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"  {rule} B={batch} {mode}: scan {scan:.2f} ms, fast {fast:.2f} ms", flush=True
                 )
     print()
-    print(format_table(rows, ["rule", "B", "pass", "scan ms", "fast ms", "scan/fast"]))
+    print(format_table(["rule", "B", "pass", "scan ms", "fast ms", "scan/fast"], rows, True))
 
 
 if __name__ == "__main__":

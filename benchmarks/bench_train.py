@@ -33,7 +33,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from fwp.gan.compiled import maybe_compile
 from fwp.gan.config import build_config
-from fwp.gan.trainer import Trainer, ema_update, set_cuda_math
+from fwp.gan.runtime import set_cuda_math
+from fwp.gan.trainer import Trainer
 
 
 def _sync(device: torch.device) -> None:
@@ -72,12 +73,6 @@ class OperationCount(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def full_step(trainer: Trainer, index: int) -> None:
-    """One training step as ``fwp train`` runs it: D step, G step, EMA update."""
-    trainer.objective.train_step(trainer.stream.next_batch(), index)
-    ema_update(trainer.ema, trainer.objective.generator, trainer.config.optim.ema_decay)
-
-
 def time_training(preset: str, options: dict, warmup: int, steps: int) -> dict:
     """Median seconds per full training step (D step, G step, EMA update) on random data."""
     config = build_config(preset, options=options)
@@ -95,7 +90,7 @@ def time_training(preset: str, options: dict, warmup: int, steps: int) -> dict:
         for index in range(warmup + steps):
             _sync(device)
             start = time.perf_counter()
-            full_step(trainer, index)
+            trainer.train_step()
             _sync(device)
             if index >= warmup:
                 times.append(time.perf_counter() - start)
@@ -105,8 +100,8 @@ def time_training(preset: str, options: dict, warmup: int, steps: int) -> dict:
         if config.run.compile == "off":  # compiled graphs hide their operations from the count
             counter = OperationCount()
             with counter:
-                for index in range(warmup + steps, warmup + steps + gp_every):
-                    full_step(trainer, index)
+                for _ in range(gp_every):
+                    trainer.train_step()
             operations = sum(counter.counts.values()) / gp_every
         return {
             "device": str(device),

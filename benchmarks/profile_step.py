@@ -19,7 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from fwp.gan.config import build_config
-from fwp.gan.trainer import Trainer, ema_update
+from fwp.gan.trainer import Trainer
 
 
 def main() -> None:
@@ -54,19 +54,15 @@ def main() -> None:
         trainer = Trainer(config, run_dir, images=images, progress=False)
         device = trainer.device
 
-        def step(index: int) -> None:
-            trainer.objective.train_step(trainer.stream.next_batch(), index)
-            ema_update(trainer.ema, trainer.objective.generator, config.optim.ema_decay)
-
-        for index in range(args.warmup):
-            step(index)
+        for _ in range(args.warmup):
+            trainer.train_step()
         activities = [ProfilerActivity.CPU]
         if device.type == "cuda":
             activities.append(ProfilerActivity.CUDA)
             torch.cuda.synchronize(device)
         with profile(activities=activities) as prof:
-            for index in range(args.warmup, args.warmup + args.steps):
-                step(index)
+            for _ in range(args.steps):
+                trainer.train_step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
 

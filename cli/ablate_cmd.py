@@ -35,8 +35,8 @@ from fwp.gan.ablation import (
     started_run,
     write_report,
 )
-from fwp.gan.checkpoint import CONFIG_FILE
 from fwp.gan.config import PRESETS, ConfigError
+from fwp.gan.rundir import CONFIG_FILE
 from fwp.rules import load_plugin
 
 from .common import format_table, user_errors

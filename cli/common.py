@@ -1,4 +1,4 @@
-"""Helpers shared by the click commands: turning library errors into clean CLI errors."""
+"""Helpers shared by the click commands: library errors as clean CLI errors, the size type."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ import contextlib
 from collections.abc import Iterator
 
 import click
+
+from fwp.gan.naming import parse_size
+from fwp.gan.tables import format_table
+
+__all__ = ["SIZE", "SizeType", "format_table", "user_errors"]
 
 
 @contextlib.contextmanager
@@ -17,10 +22,18 @@ def user_errors() -> Iterator[None]:
         raise click.ClickException(str(err)) from err
 
 
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
-    """A plain-text table with aligned columns."""
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
+class SizeType(click.ParamType):
+    """An image size: ``64`` (square) or ``HxW`` such as ``48x64``; converts to ``(H, W)``."""
+
+    name = "N|HxW"
+
+    def convert(self, value, param, ctx) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_size(str(value).strip())
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+SIZE = SizeType()

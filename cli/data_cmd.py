@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
 import torch
 
 from fwp.gan.data import DataError, list_datasets, load_images, to_float
+from fwp.gan.naming import slug
 from fwp.gan.viz import save_image_grid
 
-__all__ = ["SIZE", "SizeType", "data"]
+from .common import SIZE
 
-
-class SizeType(click.ParamType):
-    """An image size: ``64`` (square) or ``HxW`` such as ``48x64``; converts to ``(H, W)``."""
-
-    name = "SIZE"
-
-    def convert(self, value, param, ctx) -> tuple[int, int]:
-        if isinstance(value, tuple):
-            return value
-        text = str(value).strip().lower()
-        match = re.fullmatch(r"(\d+)(?:x(\d+))?", text)
-        if match is None:
-            self.fail(f"{value!r} is not a size: give 64 (square) or HxW such as 48x64", param, ctx)
-        h = int(match.group(1))
-        w = int(match.group(2)) if match.group(2) else h
-        if h < 1 or w < 1:
-            self.fail(f"size must be positive, got {value!r}", param, ctx)
-        return (h, w)
-
-
-SIZE = SizeType()
+__all__ = ["data"]
 
 
 @click.group()
@@ -106,7 +86,7 @@ def show_cmd(
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randperm(images.shape[0], generator=gen)[:num]
     if out is None:
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).name or source).strip("-") or "data"
-        out = Path(f"{slug}-{size[0]}x{size[1]}-samples.png")
+        name = slug(Path(source).name or source, limit=100)
+        out = Path(f"{name}-{size[0]}x{size[1]}-samples.png")
     path = save_image_grid(to_float(images[pick]), out, scale=scale)
     click.echo(str(path))

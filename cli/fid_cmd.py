@@ -13,28 +13,12 @@ from fwp.gan.metrics import (
     InceptionWeightsError,
     MetricResult,
     compare_stats,
-    evaluate_painter,
+    evaluate_run,
     feature_stats,
     reference_stats,
 )
 
-
-def _parse_size(
-    ctx: click.Context | None, param: click.Parameter | None, value: str | None
-) -> tuple[int, int] | None:
-    """``"64"`` -> (64, 64); ``"48x64"`` -> (48, 64) (height x width)."""
-    if value is None:
-        return None
-    parts = value.lower().split("x")
-    try:
-        sizes = [int(p) for p in parts]
-    except ValueError:
-        raise click.BadParameter(f"expected N or HxW, got {value!r}") from None
-    if len(sizes) == 1:
-        sizes = sizes * 2
-    if len(sizes) != 2 or min(sizes) < 1:
-        raise click.BadParameter(f"expected N or HxW with positive sides, got {value!r}")
-    return (sizes[0], sizes[1])
+from .common import SIZE
 
 
 def _report(result: MetricResult, as_json: bool) -> None:
@@ -45,37 +29,6 @@ def _report(result: MetricResult, as_json: bool) -> None:
     click.echo(f"KID  {result.kid:.6f} ± {result.kid_std:.6f}")
     click.echo(f"real images: {result.num_real}   generated images: {result.num_fake}")
     click.echo(f"Inception weights: {result.weights_origin}")
-
-
-def _run_dir_metrics(
-    run_dir: Path,
-    model: InceptionFeatures,
-    num: int,
-    raw: bool,
-    batch_size: int,
-    seed: int,
-    progress: bool,
-    fid_method: str = "sqrtm",
-) -> MetricResult:
-    """FID/KID of a run's painter (EMA unless ``raw``) against its training data's statistics."""
-    from fwp.gan.checkpoint import load_painter  # the trainer's module; imported only when used
-
-    painter, config = load_painter(run_dir, ema=not raw, device=model.device)
-    data = config["data"]
-    size = (int(data["size"][0]), int(data["size"][1]))
-    channels = int(data.get("channels", 3))
-    reference = reference_stats(
-        data["source"],
-        size,
-        channels,
-        model,
-        limit=data.get("limit") or None,  # the training set exactly, if it was limited
-        batch_size=batch_size,
-        progress=progress,
-    )
-    return evaluate_painter(
-        painter, reference, model, num, batch_size, seed, progress, fid_method=fid_method
-    )
 
 
 @click.command("fid")
@@ -90,9 +43,8 @@ def _run_dir_metrics(
 @click.option("--fake", metavar="FOLDER", help="Generated images: a folder (with --real).")
 @click.option(
     "--size",
-    metavar="N|HxW",
+    type=SIZE,
     default=None,
-    callback=_parse_size,
     help="Resolution both sets are prepared at (with --real/--fake; default 64).",
 )
 @click.option(
@@ -164,8 +116,15 @@ def fid(
     try:
         model = InceptionFeatures(inception_weights, device=device)
         if run_dir is not None:
-            result = _run_dir_metrics(
-                run_dir, model, num, raw, batch_size, seed, progress, fid_method
+            result = evaluate_run(
+                run_dir,
+                num,
+                raw=raw,
+                seed=seed,
+                model=model,
+                batch_size=batch_size,
+                progress=progress,
+                fid_method=fid_method,
             )
         else:
             hw = size or (64, 64)
@@ -180,6 +139,6 @@ def fid(
             result = compare_stats(
                 reference, generated, seed=seed, device=model.device, fid_method=fid_method
             )
-    except (InceptionWeightsError, DataError) as err:
+    except (InceptionWeightsError, ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     _report(result, as_json)

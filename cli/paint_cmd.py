@@ -40,16 +40,16 @@ def paint(
     Writes images/NNNNN.png, grid.png, strip.png (rank-1 updates above, partial images below,
     for the first --strips latents) and painting.gif (the painting process).
     """
-    from fwp.gan.checkpoint import load_painter
+    from fwp.gan.checkpoint import load_generator
     from fwp.gan.data import to_uint8
-    from fwp.gan.trainer import pick_device
+    from fwp.gan.runtime import pick_device
     from fwp.gan.viz import save_image_grid, save_painting_gif, save_painting_strip
 
     with user_errors():
         if num < 1 or strips < 1:
             raise ValueError("--num and --strips must be at least 1")
         target = pick_device(device)
-        generator, _ = load_painter(source, ema=not raw, device=target, best=best)
+        generator, _ = load_generator(source, ema=not raw, device=target, best=best)
     src = Path(source)
     run_dir = src if src.is_dir() else src.parent.parent
     out = Path(out_dir) if out_dir else run_dir / "paintings" / f"seed-{seed}"

@@ -10,9 +10,8 @@ from typing import Any
 
 import click
 
-from fwp.gan.config import PRESETS, ConfigError, build_config, option_table
-from fwp.gan.trainer import read_run_config
-from fwp.gan.trainer import train as run_training
+from fwp.gan.config import PRESETS, ConfigError, build_config, option_table, parse_assignment
+from fwp.gan.run import new_run, resume_config, train_run
 
 from .common import user_errors
 
@@ -32,16 +31,6 @@ ALIASES: dict[str, str] = {
     "optim.batch_size": "--batch-size",
     "optim.amp": "--amp",
     "refiner.enabled": "--refiner",
-}
-
-#: options that may change when a run is resumed (to extend its budget)
-RESUMABLE = {
-    "run.steps",
-    "run.minutes",
-    "run.device",
-    "run.fid_every",
-    "run.fid_num",
-    "run.compile",
 }
 
 
@@ -136,56 +125,33 @@ def train(
         for key, value in options.items()
         if value is not None
     }
+    ctx = click.get_current_context()
     with user_errors():
         if resume_dir is not None:
-            config = _resume_config(Path(resume_dir), given, config_file, assignments, preset)
+            preset_given = ctx.get_parameter_source("preset") != click.core.ParameterSource.DEFAULT
+            if config_file is not None or preset_given or run_dir is not None:
+                raise ConfigError(
+                    "--resume takes the configuration saved in the run; drop "
+                    "--config/--preset/--run-dir"
+                )
+            changes = dict(given)
+            changes.update(parse_assignment(text) for text in assignments)
+            config = resume_config(resume_dir, changes)
             run_path = Path(resume_dir)
         else:
             config = build_config(preset, config_file, given, assignments)
             run_path = Path(run_dir) if run_dir else _default_run_dir(preset, config.painter.rule)
-            if (run_path / "checkpoints").is_dir():
-                raise ConfigError(
-                    f"run directory {str(run_path)!r} already holds a run; continue it with "
-                    f"--resume {run_path} or choose another --run-dir"
-                )
     if dry_run:
         click.echo(json.dumps(config.to_dict(), indent=2))
         return
-    click.echo(f"fwp: run directory {run_path}", err=True)
     with user_errors():
-        result = run_training(config, run_path, progress=not quiet)
+        if resume_dir is None:
+            new_run(config, run_path)
+        click.echo(f"fwp: run directory {run_path}", err=True)
+        result = train_run(run_path, config, progress=not quiet)
     losses = " ".join(f"{k}={v:.4f}" for k, v in result.last_losses.items())
     click.echo(f"fwp: finished at step {result.step} in {run_path} {losses}".rstrip())
 
 
 def _default_run_dir(preset: str, rule: str) -> Path:
     return Path("runs") / f"{preset}-{rule}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def _resume_config(
-    run_dir: Path,
-    given: dict[str, Any],
-    config_file: str | None,
-    assignments: tuple[str, ...],
-    preset: str,
-):
-    """The saved configuration of ``run_dir``, with only budget-like options allowed to change."""
-    from fwp.gan.config import parse_assignment, set_option
-
-    if config_file is not None or preset != "paper":
-        raise ConfigError(
-            "--resume takes the configuration saved in the run; drop --config/--preset"
-        )
-    config = read_run_config(run_dir)
-    changes = dict(given)
-    changes.update(parse_assignment(text) for text in assignments)
-    refused = sorted(set(changes) - RESUMABLE)
-    if refused:
-        raise ConfigError(
-            f"cannot change {', '.join(refused)} when resuming; only "
-            f"{', '.join(sorted(RESUMABLE))} may change (start a new run for other settings)"
-        )
-    for dotted, value in changes.items():
-        set_option(config, dotted, value)
-    config.validate()
-    return config

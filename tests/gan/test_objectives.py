@@ -2,8 +2,8 @@ import pytest
 import torch
 from fwp_test_utils import tiny_config
 
-from fwp.gan.checkpoint import build_generator
 from fwp.gan.config import ConfigError
+from fwp.gan.generators import build_generator
 from fwp.gan.networks.discriminator import DiscriminatorOutput
 from fwp.gan.objectives import (
     build_objective,
@@ -65,7 +65,7 @@ def _generator_step(diversity_weight, seed=0):
     """One generator update of a tiny objective; returns (generator parameters before, after)."""
     torch.manual_seed(seed)
     config = tiny_config(objective__diversity_weight=diversity_weight)
-    generator = build_generator(config.to_dict())
+    generator = build_generator(config)
     objective = build_objective(config, generator, torch.device("cpu"))
     before = [p.detach().clone() for p in generator.parameters()]
     torch.manual_seed(seed + 1)

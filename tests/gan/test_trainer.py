@@ -9,8 +9,9 @@ import pytest
 import torch
 from fwp_test_utils import TINY_CLI, record_losses, tiny_config
 
-from fwp.gan.checkpoint import atomic_save, load_checkpoint, load_painter
+from fwp.gan.checkpoint import load_checkpoint, load_generator
 from fwp.gan.config import ConfigError
+from fwp.gan.files import atomic_save
 from fwp.gan.trainer import Trainer, TrainingError
 
 
@@ -21,6 +22,8 @@ def test_run_directory_holds_everything(tmp_path, tiny_emoji):
     assert (run / "config.json").is_file()
     assert (run / "checkpoints" / "last.pt").is_file()
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "raw_0000003.png",  # the trained weights, beside the EMA's grid
+        "raw_0000006.png",
         "samples_0000003.png",
         "samples_0000006.png",
         "strip_0000003.png",
@@ -29,8 +32,8 @@ def test_run_directory_holds_everything(tmp_path, tiny_emoji):
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,elapsed_s,img_per_s,lr_generator,lr_discriminator,d_loss")
     assert [row.split(",")[0] for row in rows[1:]] == ["2", "3", "4", "6"]
-    generator, config = load_painter(run)
-    assert config["data"]["size"] == [16, 16]
+    generator, config = load_generator(run)
+    assert config.data.size == [16, 16]
     images = generator.sample(5, seed=3)
     assert images.shape == (5, 3, 16, 16) and images.abs().max() <= 1
     state = load_checkpoint(run / "checkpoints" / "last.pt")

@@ -1,0 +1,140 @@
+"""Runs from their directories: the library's entry point for training.
+
+A run is a directory (:class:`~fwp.gan.rundir.RunDir`) holding its resolved configuration; the
+functions here create one, continue one under the resume policy, and train one. ``fwp train``,
+sweeps (in their child processes), cluster launchers and notebooks all go through them::
+
+    python -m fwp.gan.run RUN_DIR [--quiet] [--plugin FILE_OR_MODULE] [--error-file FILE]
+
+trains the run in RUN_DIR from its config.json (resuming from its last checkpoint if it has one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from .config import ConfigError, TrainConfig, flatten_config, set_option
+from .files import atomic_write_json
+from .rundir import RunDir
+from .trainer import TrainResult, train
+
+#: options that may change when a run is resumed: its budget, where and how fast it runs, what it
+#: measures and logs; none of them changes the model that is trained or the data it sees
+RESUMABLE = frozenset(
+    {
+        "run.steps",
+        "run.minutes",
+        "run.device",
+        "run.fid_every",
+        "run.fid_num",
+        "run.compile",
+        "run.log_every",
+        "run.sample_every",
+        "run.checkpoint_every",
+        "run.num_samples",
+        "run.strip_latents",
+        "run.max_nan_retries",
+        "run.tensorboard",
+    }
+)
+
+
+def new_run(config: TrainConfig, run_dir: str | Path) -> RunDir:
+    """Create a run directory holding ``config``; refuses a folder that already holds a run."""
+    run = RunDir(run_dir)
+    if run.checkpoint_dir.is_dir():
+        raise ConfigError(
+            f"run directory {str(run.path)!r} already holds a run; continue it with "
+            f"--resume {run.path} or choose another --run-dir"
+        )
+    config.validate()
+    run.write_config(config)
+    return run
+
+
+def resume_config(run_dir: str | Path, changes: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The saved configuration of a run with ``changes`` ({"section.name": value}) applied;
+    only the options in :data:`RESUMABLE` may change (others would make a different run)."""
+    run = RunDir(run_dir)
+    config = run.read_config()
+    changes = dict(changes or {})
+    saved = flatten_config(config)
+    refused = sorted(k for k, v in changes.items() if k not in RESUMABLE and saved.get(k) != v)
+    if refused:
+        raise ConfigError(
+            f"cannot change {', '.join(refused)} when resuming {run.path}; only "
+            f"{', '.join(sorted(RESUMABLE))} may change (start a new run for other settings)"
+        )
+    for dotted, value in changes.items():
+        set_option(config, dotted, value)
+    config.validate()
+    return config
+
+
+def train_run(
+    run_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    progress: bool = True,
+    images: Tensor | None = None,
+) -> TrainResult:
+    """Train the run in ``run_dir`` (resuming it from its last checkpoint if it has one).
+
+    Args:
+        config: the configuration to train with; by default the run's saved config.json. When
+            given it is written to the run first (use :func:`resume_config` to change a run).
+        images: optional uint8 images (N, C, H, W) instead of the configured data source.
+    """
+    run = RunDir(run_dir)
+    if config is None:
+        config = run.read_config()
+    return train(config, run.path, progress=progress, images=images)
+
+
+def error_record(err: BaseException) -> dict[str, str]:
+    """A failure as data: the exception's type, its message and the formatted traceback."""
+    return {
+        "type": type(err).__name__,
+        "message": str(err),
+        "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fwp.gan.run RUN_DIR``: train a run directory; exit status 1 on failure, with
+    the error written as JSON to ``--error-file`` (type, message, traceback) when given."""
+    parser = argparse.ArgumentParser(prog="python -m fwp.gan.run", description=__doc__)
+    parser.add_argument("run_dir", help="a run directory holding config.json")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument(
+        "--plugin", action="append", default=[], help="module or .py file to import first"
+    )
+    parser.add_argument("--error-file", default=None, help="where to write a failure as JSON")
+    args = parser.parse_args(argv)
+    try:
+        from fwp.rules import load_plugin
+
+        for plugin in args.plugin:
+            load_plugin(plugin)
+        result = train_run(args.run_dir, progress=not args.quiet)
+    except (Exception, KeyboardInterrupt) as err:
+        if args.error_file:
+            atomic_write_json(error_record(err), args.error_file)
+        if isinstance(err, KeyboardInterrupt):
+            return 130
+        print(f"fwp: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps({"run_dir": str(result.run_dir), "step": result.step}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

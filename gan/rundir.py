@@ -1,0 +1,146 @@
+"""The run directory: the one owner of its layout. Every reader and writer of a run (the trainer,
+``fwp paint``, ``fwp fid``, sweeps, benchmarks) goes through :class:`RunDir`::
+
+    RUN_DIR/
+      config.json            the resolved configuration (all that is needed to rebuild the run)
+      checkpoints/last.pt    the whole training state, written atomically
+      checkpoints/best.pt    the state with the lowest FID (when FID is measured during training)
+      samples/               sample grids and painting strips at fixed latents, per step
+      metrics.csv            losses, img/s, learning rates, FID/KID
+      tb/                    TensorBoard scalars
+      paintings/             what ``fwp paint`` writes
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ConfigError, TrainConfig
+from .files import atomic_write_json
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.pt"
+BEST = "best.pt"
+SAMPLES_DIR = "samples"
+METRICS_FILE = "metrics.csv"
+TENSORBOARD_DIR = "tb"
+PAINTINGS_DIR = "paintings"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The files of one training run under ``path``."""
+
+    path: Path
+
+    def __init__(self, path: str | Path) -> None:
+        object.__setattr__(self, "path", Path(path))
+
+    # -- where things are ---------------------------------------------------------------------
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoint_dir / LAST
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoint_dir / BEST
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / SAMPLES_DIR
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    def sample_grid(self, step: int, kind: str = "samples") -> Path:
+        """The sample grid saved at ``step`` (``kind``: "samples" for the EMA generator)."""
+        return self.samples_dir / f"{kind}_{step:07d}.png"
+
+    def painting_strip(self, step: int) -> Path:
+        return self.samples_dir / f"strip_{step:07d}.png"
+
+    def latest_sample(self, prefix: str = "samples") -> Path | None:
+        """The newest file ``samples/PREFIX_*.png``, if any."""
+        files = sorted(self.samples_dir.glob(f"{prefix}_*.png"))
+        return files[-1] if files else None
+
+    def paintings_dir(self, seed: int, raw: bool = False) -> Path:
+        """Where ``fwp paint`` writes the paintings of ``seed`` (EMA and raw weights apart)."""
+        return self.path / PAINTINGS_DIR / (f"raw-seed-{seed}" if raw else f"seed-{seed}")
+
+    # -- what is there ------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        """True when the folder holds a run (its resolved configuration)."""
+        return self.config_file.is_file()
+
+    def has_checkpoint(self) -> bool:
+        return self.last_checkpoint.is_file()
+
+    def read_config(self) -> TrainConfig:
+        """The resolved configuration saved in the run, with a clear error when it is unusable."""
+        if not self.is_run():
+            raise ConfigError(f"{str(self.path)!r} is not a run directory: it has no {CONFIG_FILE}")
+        try:
+            values = json.loads(self.config_file.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise ConfigError(f"{self.config_file} is not readable JSON ({err})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{self.config_file} must hold a JSON object of configuration tables")
+        return TrainConfig.from_dict(values)
+
+    def write_config(self, config: TrainConfig) -> Path:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return atomic_write_json(config.to_dict(), self.config_file)
+
+    def checkpoint(self, best: bool = False) -> Path:
+        """The last (or best) checkpoint, with an error that says why it is not there."""
+        target = self.best_checkpoint if best else self.last_checkpoint
+        if target.is_file():
+            return target
+        if not self.is_run():
+            raise FileNotFoundError(
+                f"{str(self.path)!r} is not a run directory (it has no {CONFIG_FILE}); give a "
+                f"run directory made by `fwp train` or a checkpoint file"
+            )
+        if best:
+            raise FileNotFoundError(
+                f"run {str(self.path)!r} has no {BEST} yet: the best checkpoint is kept only when "
+                f"FID is measured during training (fwp train --fid-every N); use the last "
+                f"checkpoint instead (drop --best)"
+            )
+        raise FileNotFoundError(
+            f"run {str(self.path)!r} has no checkpoint {LAST} yet; train longer (checkpoints are "
+            f"written every run.checkpoint_every steps)"
+        )
+
+    @staticmethod
+    def of_checkpoint(path: str | Path) -> RunDir:
+        """The run directory a checkpoint file belongs to (``RUN/checkpoints/x.pt`` -> ``RUN``)."""
+        path = Path(path)
+        return RunDir(path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent)
+
+
+def resolve_checkpoint(run_dir_or_checkpoint: str | Path, best: bool = False) -> Path:
+    """A checkpoint file from a run directory (its last, or best, checkpoint) or a file path."""
+    path = Path(run_dir_or_checkpoint)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"{str(path)!r} is neither a run directory nor a checkpoint file")
+    return RunDir(path).checkpoint(best=best)
