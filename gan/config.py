@@ -105,6 +105,9 @@ class RunSection:
 #: gradient-penalty kinds of ``objective.penalty`` and the gradient norm each pulls toward
 PENALTY_TARGETS = {"one-centred": 1.0, "r1": 0.0}
 
+#: training objectives of ``objective.name`` (each registered in :mod:`fwp.gan.objectives`)
+OBJECTIVE_NAMES = ("adversarial",)
+
 #: torch.compile modes of ``run.compile`` ("off": eager)
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
@@ -220,9 +223,10 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self.optim, name) < 1.0:
                 raise ConfigError(f"optim.{name} must be in [0, 1)")
-        if self.objective.name != "adversarial":
+        if self.objective.name not in OBJECTIVE_NAMES:
             raise ConfigError(
-                f"objective.name {self.objective.name!r} is not available; choose 'adversarial'"
+                f"objective.name {self.objective.name!r} is unknown; choose one of "
+                f"{', '.join(OBJECTIVE_NAMES)}"
             )
         if self.objective.loss != "hinge":
             raise ConfigError(f"objective.loss {self.objective.loss!r} unknown; choose 'hinge'")

@@ -1,104 +1,20 @@
-"""Training objectives. An objective owns its networks and optimisers and exposes one step.
-
-The :class:`Trainer` only calls :meth:`Objective.train_step` and saves :meth:`Objective.state_dict`,
-so adversarial, cooperative (CoopNets) and introspective (IGM/WINN) objectives share the loop.
-"""
+"""The adversarial objective of "Images as Weight Matrices" (Irie & Schmidhuber, ICLR 2023): a
+Lightweight-GAN discriminator with hinge loss, its reconstruction loss, a gradient penalty, optional
+differentiable augmentation and an optional diversity-sensitive generator term."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import Any
-
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from fwp.painters import Generator
 
-from .augment import DiffAugment
-from .compiled import maybe_compile
-from .config import PENALTY_TARGETS, TrainConfig
-from .networks import DiscriminatorOutput, LightweightDiscriminator
-
-
-def make_adam(
-    params: Any, lr: float, betas: tuple[float, float], device: torch.device, reference: bool
-):
-    """Adam: the plain per-parameter loop in reference mode, else the fastest implementation the
-    device offers (fused on CUDA, foreach on CPU); all compute the same update."""
-    if reference:
-        return torch.optim.Adam(params, lr=lr, betas=betas, foreach=False)
-    if device.type == "cuda":
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
-    return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
-
-
-class Objective:
-    """Base class: named networks, named optimisers, one training step.
-
-    Subclasses set ``self.networks`` (must include ``"generator"``) and ``self.optimizers`` and
-    implement :meth:`train_step`.
-    """
-
-    #: names of the losses :meth:`train_step` returns, in a fixed order (metrics.csv columns).
-    loss_names: tuple[str, ...] = ()
-
-    def __init__(self, device: torch.device, amp: bool = False) -> None:
-        self.device = device
-        self.amp = amp
-        self.networks: dict[str, nn.Module] = {}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
-
-    @property
-    def generator(self) -> Generator:
-        return self.networks["generator"]  # type: ignore[return-value]
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast on the objective's device when mixed precision is on, else a no-op."""
-        if not self.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-
-    def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
-        """One optimisation step on real images (B, C, H, W) in [-1, 1].
-
-        Returns:
-            detached scalar losses by name (still on the device: no host synchronisation).
-        """
-        raise NotImplementedError
-
-    def learning_rates(self) -> dict[str, float]:
-        return {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "networks": {name: net.state_dict() for name, net in self.networks.items()},
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, net in self.networks.items():
-            net.load_state_dict(state["networks"][name])
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-
-    def train(self, mode: bool = True) -> None:
-        for net in self.networks.values():
-            net.train(mode)
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Temporarily stop gradients to ``module``'s parameters (they still flow to its input)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
+from ..augment import DiffAugment
+from ..compiled import maybe_compile
+from ..config import PENALTY_TARGETS, TrainConfig
+from ..networks import DiscriminatorOutput, LightweightDiscriminator
+from .base import Objective, frozen, make_adam, register_objective
 
 
 def hinge_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> Tensor:
@@ -148,6 +64,7 @@ def diversity_loss(ratios: Tensor, cap: float) -> Tensor:
     return -ratios.clamp(max=cap).mean()
 
 
+@register_objective("adversarial")
 class AdversarialObjective(Objective):
     """The GAN objective of "Images as Weight Matrices" (Irie & Schmidhuber, ICLR 2023).
 
@@ -264,10 +181,3 @@ class AdversarialObjective(Objective):
             "g_loss": g_loss.detach().float(),
             "diversity": ratios.detach().mean(),
         }
-
-
-def build_objective(config: TrainConfig, generator: Generator, device: torch.device) -> Objective:
-    """The objective named by ``config.objective.name``."""
-    if config.objective.name == "adversarial":
-        return AdversarialObjective(config, generator, device)
-    raise ValueError(f"unknown objective {config.objective.name!r}; choose 'adversarial'")

@@ -1,0 +1,120 @@
+"""The objective contract: an objective owns its networks and optimisers and exposes one
+training step that returns a dict of named losses. The :class:`~fwp.gan.trainer.Trainer` only calls
+:meth:`Objective.train_step` and saves :meth:`Objective.state_dict`, so every way of teaching a
+generator shares the loop (data, EMA, checkpoints, logging, samples, FID). Objectives register by
+name with :func:`register_objective`; ``objective.name`` in the configuration picks one."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from fwp.painters import Generator
+
+from ..config import TrainConfig
+
+ObjectiveClass = TypeVar("ObjectiveClass", bound=type["Objective"])
+
+#: registered objectives by name
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register_objective(name: str) -> Callable[[ObjectiveClass], ObjectiveClass]:
+    """Class decorator: make an :class:`Objective` subclass available as ``objective.name``."""
+
+    def decorate(cls: ObjectiveClass) -> ObjectiveClass:
+        OBJECTIVES[name] = cls
+        return cls
+
+    return decorate
+
+
+def build_objective(config: TrainConfig, generator: Generator, device: torch.device) -> Objective:
+    """The objective named by ``config.objective.name``, with its networks on ``device``."""
+    name = config.objective.name
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; choose one of {sorted(OBJECTIVES)}")
+    return OBJECTIVES[name](config, generator, device)
+
+
+def make_adam(
+    params: Any, lr: float, betas: tuple[float, float], device: torch.device, reference: bool
+):
+    """Adam: the plain per-parameter loop in reference mode, else the fastest implementation the
+    device offers (fused on CUDA, foreach on CPU); all compute the same update."""
+    if reference:
+        return torch.optim.Adam(params, lr=lr, betas=betas, foreach=False)
+    if device.type == "cuda":
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+
+
+class Objective:
+    """Base class: named networks, named optimisers, one training step.
+
+    Subclasses take ``(config, generator, device)``, set ``self.networks`` (must include
+    ``"generator"``) and ``self.optimizers``, and implement :meth:`train_step`.
+    """
+
+    #: names of the losses :meth:`train_step` returns, in a fixed order (metrics.csv columns).
+    loss_names: tuple[str, ...] = ()
+
+    def __init__(self, device: torch.device, amp: bool = False) -> None:
+        self.device = device
+        self.amp = amp
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @property
+    def generator(self) -> Generator:
+        return self.networks["generator"]  # type: ignore[return-value]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on the objective's device when mixed precision is on, else a no-op."""
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
+        """One optimisation step on real images (B, C, H, W) in [-1, 1].
+
+        Returns:
+            detached scalar losses by name (still on the device: no host synchronisation).
+        """
+        raise NotImplementedError
+
+    def learning_rates(self) -> dict[str, float]:
+        return {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": {name: net.state_dict() for name, net in self.networks.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, net in self.networks.items():
+            net.load_state_dict(state["networks"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+
+    def train(self, mode: bool = True) -> None:
+        for net in self.networks.values():
+            net.train(mode)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Temporarily stop gradients to ``module``'s parameters (they still flow to its input)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
