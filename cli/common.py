@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import click
 
 from fwp.gan.naming import parse_size
+from fwp.gan.plugins import load_plugins
 from fwp.gan.tables import format_table
 
-__all__ = ["SIZE", "SizeType", "format_table", "user_errors"]
+__all__ = ["SIZE", "SizeType", "format_table", "plugin_option", "user_errors"]
 
 
 @contextlib.contextmanager
@@ -37,3 +38,22 @@ class SizeType(click.ParamType):
 
 
 SIZE = SizeType()
+
+
+def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    with user_errors():
+        load_plugins(value)
+
+
+#: ``--plugin`` after a subcommand (``fwp train --plugin my_rule.py ...``); it loads at once,
+#: before the other options are checked, like ``fwp --plugin`` before the subcommand
+plugin_option = click.option(
+    "--plugin",
+    multiple=True,
+    metavar="MODULE_OR_FILE.py",
+    expose_value=False,
+    is_eager=True,
+    callback=_load_plugins,
+    help="Import a module or Python file first (e.g. to register a rule); runs its code. "
+    "Repeatable; also accepted before the command.",
+)

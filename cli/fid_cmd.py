@@ -18,7 +18,7 @@ from fwp.gan.metrics import (
     reference_stats,
 )
 
-from .common import SIZE
+from .common import SIZE, plugin_option
 
 
 def _report(result: MetricResult, as_json: bool) -> None:
@@ -85,6 +85,7 @@ def _report(result: MetricResult, as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@plugin_option
 def fid(
     run_dir: Path | None,
     real: str | None,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from fwp.rules import list_rules, load_plugin
+from fwp.gan.plugins import load_plugins
+from fwp.rules import list_rules
 
 from .ablate_cmd import ablate
 from .common import format_table, user_errors
@@ -25,12 +26,14 @@ from .train_cmd import train
 def cli(plugins: tuple[str, ...]) -> None:
     """fwp: images as weight matrices, painted by synaptic learning rules.
 
-    Train a learning-rule painter as a GAN (`fwp train`), render its paintings (`fwp paint`),
-    measure FID/KID (`fwp fid`), and compare rules (`fwp rules`).
+    Train a painter (`fwp train`), render its paintings (`fwp paint`), measure FID/KID
+    (`fwp fid`), compare rules in a grid of runs (`fwp ablate`), list the registered rules
+    (`fwp rules`) and the built-in datasets (`fwp data list`).
+
+    --plugin goes before the command (`fwp --plugin my_rule.py train ...`) or after it.
     """
-    for plugin in plugins:
-        with user_errors():
-            load_plugin(plugin)
+    with user_errors():
+        load_plugins(plugins)
 
 
 @cli.command("rules")

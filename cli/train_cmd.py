@@ -4,71 +4,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from fwp.gan.config import PRESETS, ConfigError, build_config, option_table, parse_assignment
-from fwp.gan.run import new_run, resume_config, train_run
+from fwp.gan.config import PRESETS, ConfigError, build_config, parse_assignment
+from fwp.gan.run import check_runnable, new_run, resume_config, run_finished, train_run
 
-from .common import user_errors
+from .common import plugin_option, user_errors
+from .options import GroupedHelpCommand, config_options, given_options
 
-#: short names for the options researchers change most; every option also has --section-name.
-ALIASES: dict[str, str] = {
-    "data.source": "--data",
-    "data.size": "--size",
-    "painter.rule": "--rule",
-    "run.steps": "--steps",
-    "run.minutes": "--minutes",
-    "run.seed": "--seed",
-    "run.device": "--device",
-    "run.fid_every": "--fid-every",
-    "run.fid_num": "--fid-num",
-    "run.reference": "--reference",
-    "run.compile": "--compile",
-    "optim.batch_size": "--batch-size",
-    "optim.amp": "--amp",
-    "refiner.enabled": "--refiner",
-}
+#: kept for fwp ablate, which offers the same configuration options
+_config_options = config_options
 
 
-def _param_name(dotted: str) -> str:
-    return "opt__" + dotted.replace(".", "__")
-
-
-def _click_type(kind: str) -> Any:
-    return {"int": int, "float": float, "str": str}.get(kind, str)
-
-
-def _config_options(command: Callable) -> Callable:
-    """Add one click option per configuration field, showing the paper preset's default."""
-    for dotted, kind, default, _ in reversed(option_table()):
-        section, name = dotted.split(".")
-        long_name = f"--{section}-{name.replace('_', '-')}"
-        names = [long_name]
-        if dotted in ALIASES:
-            names.insert(0, ALIASES[dotted])
-        shown = json.dumps(default) if isinstance(default, list | dict) else default
-        help_text = f"{dotted} [paper default: {shown}]"
-        if kind == "bool":
-            flags = [f"{n}/--no-{n[2:]}" for n in names]
-            option = click.option(*flags, _param_name(dotted), default=None, help=help_text)
-        else:
-            option = click.option(
-                *names,
-                _param_name(dotted),
-                type=_click_type(kind),
-                default=None,
-                help=help_text,
-                metavar=kind.upper().replace("[", "<").replace("]", ">"),
-            )
-        command = option(command)
-    return command
-
-
-@click.command(context_settings={"max_content_width": 110})
+@click.command(cls=GroupedHelpCommand, context_settings={"max_content_width": 110})
 @click.option(
     "--preset",
     type=click.Choice(sorted(PRESETS)),
@@ -105,7 +56,8 @@ def _config_options(command: Callable) -> Callable:
 )
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @click.option("--quiet", is_flag=True, help="No progress line.")
-@_config_options
+@plugin_option
+@config_options
 def train(
     preset: str,
     config_file: str | None,
@@ -120,11 +72,7 @@ def train(
 
     Layers, each overriding the one before: --preset, --config FILE, the options below, --set.
     """
-    given = {
-        key[len("opt__") :].replace("__", "."): value
-        for key, value in options.items()
-        if value is not None
-    }
+    given = given_options(options)
     ctx = click.get_current_context()
     with user_errors():
         if resume_dir is not None:
@@ -141,12 +89,20 @@ def train(
         else:
             config = build_config(preset, config_file, given, assignments)
             run_path = Path(run_dir) if run_dir else _default_run_dir(preset, config.painter.rule)
+    with user_errors():
+        check_runnable(config)
     if dry_run:
         click.echo(json.dumps(config.to_dict(), indent=2))
         return
     with user_errors():
         if resume_dir is None:
             new_run(config, run_path)
+        elif run_finished(run_path, config):
+            click.echo(
+                f"fwp: run {run_path} is finished (its budget of {config.run.steps} steps is "
+                f"done); extend it with fwp train --resume {run_path} --steps N (N larger)"
+            )
+            return
         click.echo(f"fwp: run directory {run_path}", err=True)
         result = train_run(run_path, config, progress=not quiet)
     losses = " ".join(f"{k}={v:.4f}" for k, v in result.last_losses.items())

@@ -17,6 +17,7 @@ from fwp.painters import Generator
 from .config import TrainConfig
 from .files import atomic_save
 from .generators import build_generator
+from .plugins import load_recorded_plugins
 from .rundir import resolve_checkpoint
 
 
@@ -50,6 +51,7 @@ def load_generator(
     """
     state = load_checkpoint(resolve_checkpoint(run_dir_or_checkpoint, best=best))
     config = TrainConfig.from_dict(state["config"])
+    load_recorded_plugins(config.run.plugins, where=f"checkpoint {run_dir_or_checkpoint}")
     generator = build_generator(config)
     weights = state["ema"] if ema else state["objective"]["networks"]["generator"]
     generator.load_state_dict(weights)

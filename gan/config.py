@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from fwp.painters import PainterConfig
+from fwp.painters.inputs import INPUT_GENERATORS
+from fwp.painters.painter import OUTPUT_ACTIVATIONS
 
 from .naming import parse_size
 
@@ -29,79 +32,6 @@ class ConfigError(ValueError):
     """An invalid configuration; the message names the option to change."""
 
 
-@dataclass
-class DataSection:
-    """source: a built-in dataset name (``fwp data list``) or an image folder; size: [H, W]."""
-
-    source: str = "emoji"
-    size: list[int] = field(default_factory=lambda: [64, 64])
-    channels: int = 3
-    limit: int = 0  # 0 = all images
-
-
-@dataclass
-class DiscriminatorSection:
-    """minibatch_std: append the batch's feature spread before the main head (anti-collapse)."""
-
-    base_channels: int = 64
-    max_channels: int = 512
-    minibatch_std: bool = False
-
-
-@dataclass
-class RefinerSection:
-    """The optional U-Net refiner after the painter (the paper's FPA/U-Net)."""
-
-    enabled: bool = False
-    base_channels: int = 32
-    depth: int = 3
-
-
-@dataclass
-class ObjectiveSection:
-    name: str = "adversarial"
-    loss: str = "hinge"
-    gp_weight: float = 10.0
-    gp_every: int = 4
-    penalty: str = "one-centred"  # (||grad|| - 1)^2 on reals, or "r1": ||grad||^2
-    reconstruction_weight: float = 1.0
-    augment: str = "translation,cutout"
-    augment_probability: float = 0.0
-    diversity_weight: float = 0.0  # diversity-sensitive generator term; 0 = off (the paper)
-    diversity_cap: float = 0.5  # per-pair image/latent distance ratio above which it stops
-
-
-@dataclass
-class OptimSection:
-    batch_size: int = 20
-    lr_generator: float = 2e-4
-    lr_discriminator: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.9
-    ema_decay: float = 0.995
-    amp: bool = False  # mixed precision: bf16 autocast (the painting itself stays fp32)
-
-
-@dataclass
-class RunSection:
-    steps: int = 100_000
-    minutes: float = 0.0  # wall-clock budget; 0 = none
-    seed: int = 0
-    device: str = "auto"
-    log_every: int = 50
-    sample_every: int = 1000
-    checkpoint_every: int = 1000
-    fid_every: int = 0  # 0 = no FID during training
-    fid_num: int = 5000
-    num_samples: int = 64
-    strip_latents: int = 4
-    max_nan_retries: int = 3
-    deterministic: bool = False
-    reference: bool = False  # reference mode: scan painting, eager, fp32
-    compile: str = "off"  # torch.compile of G and D: off, default, reduce-overhead, max-autotune
-    tensorboard: bool = True
-
-
 #: gradient-penalty kinds of ``objective.penalty`` and the gradient norm each pulls toward
 PENALTY_TARGETS = {"one-centred": 1.0, "r1": 0.0}
 
@@ -112,20 +42,182 @@ OBJECTIVE_NAMES = ("adversarial",)
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    choices: Sequence[str] | None = None,
+    default_factory: Any = dataclasses.MISSING,
+    cli: bool = True,
+) -> Any:
+    """A configuration field with its one-line meaning (shown by ``fwp train --help``), the
+    choices of a text option, and whether the command line offers it (``cli``)."""
+    metadata = {"help": help, "choices": tuple(choices) if choices else None, "cli": cli}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class DataSection:
+    """The training images."""
+
+    source: str = option(
+        "emoji",
+        "a built-in dataset (fwp data list: emoji, textures:NAME, fashion-mnist) or a folder",
+    )
+    size: list[int] = option(  # noqa: RUF009 (option returns a dataclasses.field)
+        help="image size: N (square) or HxW such as 48x64", default_factory=lambda: [64, 64]
+    )
+    channels: int = option(3, "colour channels: 3 (RGB) or 1 (grey)")
+    limit: int = option(0, "use only the first N images; 0 = all images")
+
+
+@dataclass
+class DiscriminatorSection:
+    """The Lightweight-GAN discriminator (Liu et al., ICLR 2021)."""
+
+    base_channels: int = option(64, "channels of its first (highest-resolution) layer")
+    max_channels: int = option(512, "cap on the channels of its deeper layers")
+    minibatch_std: bool = option(
+        False, "append the batch's feature spread before the main head (against collapse)"
+    )
+
+
+@dataclass
+class RefinerSection:
+    """The optional U-Net refiner after the painter (the paper's FPA/U-Net)."""
+
+    enabled: bool = option(False, "refine every painted image with a U-Net (trained jointly)")
+    base_channels: int = option(32, "U-Net channels at full resolution")
+    depth: int = option(3, "U-Net down/up levels (the image size must divide by 2^depth)")
+
+
+@dataclass
+class ObjectiveSection:
+    """How the generator is taught."""
+
+    name: str = option("adversarial", "the training objective", choices=("adversarial",))
+    loss: str = option("hinge", "adversarial loss", choices=("hinge",))
+    gp_weight: float = option(10.0, "weight of the gradient penalty on real images")
+    gp_every: int = option(4, "apply the gradient penalty every N steps (lazy regularisation)")
+    penalty: str = option(
+        "one-centred",
+        "gradient penalty: one-centred (||grad|| - 1)^2, or r1 ||grad||^2",
+        choices=tuple(PENALTY_TARGETS),
+    )
+    reconstruction_weight: float = option(
+        1.0, "weight of the discriminator's self-supervised reconstruction loss"
+    )
+    augment: str = option(
+        "translation,cutout",
+        "DiffAugment policy, comma-separated from color, translation, cutout; applied only when "
+        "--objective-augment-probability > 0 (off by default)",
+    )
+    augment_probability: float = option(
+        0.0, "probability of augmenting a batch (0 = augmentation off)"
+    )
+    diversity_weight: float = option(
+        0.0, "weight of the capped diversity-sensitive generator term (0 = off, as in the paper)"
+    )
+    diversity_cap: float = option(
+        0.5, "per-pair image/latent distance ratio above which the diversity term stops pushing"
+    )
+
+
+@dataclass
+class OptimSection:
+    """Optimisers (Adam) and the EMA of the generator."""
+
+    batch_size: int = option(20, "images per step")
+    lr_generator: float = option(2e-4, "Adam learning rate of the generator")
+    lr_discriminator: float = option(2e-4, "Adam learning rate of the discriminator")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.9, "Adam beta2")
+    ema_decay: float = option(0.995, "decay of the generator's weight EMA (the sampled network)")
+    amp: bool = option(False, "bf16 mixed precision for controller and discriminator (GPU)")
+
+
+@dataclass
+class RunSection:
+    """Budget, device, logging and measurement."""
+
+    steps: int = option(100_000, "training steps (the run stops at steps or minutes, first)")
+    minutes: float = option(0.0, "wall-clock training budget in minutes; 0 = no time limit")
+    seed: int = option(0, "random seed (weights, data order, latents)")
+    device: str = option("auto", "auto (CUDA if available), cpu, cuda or cuda:N")
+    log_every: int = option(50, "write losses to metrics.csv and the progress line every N steps")
+    sample_every: int = option(1000, "save sample grids and painting strips every N steps")
+    checkpoint_every: int = option(1000, "write the crash-safe checkpoint every N steps")
+    fid_every: int = option(0, "measure FID/KID every N steps and keep best.pt; 0 = never")
+    fid_num: int = option(5000, "generated images per FID/KID measurement")
+    num_samples: int = option(64, "fixed latents in each sample grid")
+    strip_latents: int = option(4, "latents shown in each painting strip")
+    max_nan_retries: int = option(
+        3, "roll back to the last checkpoint this many times on NaN/Inf before stopping"
+    )
+    deterministic: bool = option(False, "deterministic algorithms (slower; for debugging)")
+    reference: bool = option(
+        False, "reference mode: step-by-step scan, separate passes, eager, fp32 (slow, simple)"
+    )
+    compile: str = option(
+        "off",
+        "torch.compile generator and discriminator",
+        choices=COMPILE_MODES,
+    )
+    tensorboard: bool = option(True, "also write TensorBoard scalars to RUN_DIR/tb")
+    plugins: list[str] = option(  # noqa: RUF009 (option returns a dataclasses.field)
+        help="rule plugins the run was trained with (recorded by fwp, loaded again on resume, "
+        "paint and fid)",
+        default_factory=list,
+        cli=False,
+    )
+
+
 #: painter options that the training configuration derives instead of setting
 DERIVED_PAINTER_OPTIONS = ("height", "width", "channels", "fast_path")
 
 
+#: meanings (and choices) of the painter options, for ``fwp train --help``
+PAINTER_OPTION_HELP: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "steps": ("T, the number of rank-1 updates (painting steps)", None),
+    "rule": ("the learning rule, by registered name (fwp rules lists them)", None),
+    "rule_options": (
+        "the rule's options as a TOML inline table, e.g. {decay = 0.5} (fwp rules NAME)",
+        None,
+    ),
+    "latent_dim": ("size of the latent z", None),
+    "input_generator": ("v1: z at every step; v2: the paper's chunked input generator", None),
+    "step_latent_dim": ("v2's per-step latent chunk", None),
+    "controller_input_dim": ("v2's projected per-step controller input", None),
+    "hidden_size": ("LSTM controller width", None),
+    "num_layers": ("LSTM controller layers", None),
+    "init_state_from_latent": ("compute the controller's initial state from z", None),
+    "output_activation": ("applied to the final matrix", None),
+    "head_init_scale": (
+        "scale of the controller head's initial weights (the official kvb_init_fact)",
+        None,
+    ),
+}
+
+#: choices of painter text options, from the painters package
+_PAINTER_CHOICES = {"input_generator": INPUT_GENERATORS, "output_activation": OUTPUT_ACTIVATIONS}
+
+
 def _painter_section_fields() -> list[tuple[str, Any, Any]]:
-    """The fields of :class:`PainterConfig`, less the derived ones, with the same defaults."""
+    """The fields of :class:`PainterConfig`, less the derived ones, with the same defaults and
+    the meanings of :data:`PAINTER_OPTION_HELP`."""
     result = []
     for f in fields(PainterConfig):
         if f.name in DERIVED_PAINTER_OPTIONS:
             continue
+        meaning, _ = PAINTER_OPTION_HELP.get(f.name, ("", None))
+        choices = _PAINTER_CHOICES.get(f.name)
         if f.default_factory is not dataclasses.MISSING:
-            result.append((f.name, f.type, field(default_factory=f.default_factory)))
+            made = option(help=meaning, choices=choices, default_factory=f.default_factory)
         else:
-            result.append((f.name, f.type, field(default=f.default)))
+            made = option(f.default, meaning, choices=choices)
+        result.append((f.name, f.type, made))
     return result
 
 
@@ -186,6 +278,7 @@ class TrainConfig:
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
         """Refuse invalid values and combinations before any work starts."""
+        from .augment import DiffAugment
         from .networks import check_discriminator_size
 
         size = self.data.size
@@ -223,18 +316,13 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self.optim, name) < 1.0:
                 raise ConfigError(f"optim.{name} must be in [0, 1)")
-        if self.objective.name not in OBJECTIVE_NAMES:
-            raise ConfigError(
-                f"objective.name {self.objective.name!r} is unknown; choose one of "
-                f"{', '.join(OBJECTIVE_NAMES)}"
-            )
-        if self.objective.loss != "hinge":
-            raise ConfigError(f"objective.loss {self.objective.loss!r} unknown; choose 'hinge'")
-        if self.objective.penalty not in PENALTY_TARGETS:
-            raise ConfigError(
-                f"objective.penalty {self.objective.penalty!r} unknown; "
-                f"choose {' or '.join(repr(name) for name in PENALTY_TARGETS)}"
-            )
+        for dotted, value, choices in _text_choices(self):
+            if value not in choices:
+                raise ConfigError(f"{dotted} must be one of {', '.join(choices)}; got {value!r}")
+        try:
+            DiffAugment(self.objective.augment, self.objective.augment_probability)
+        except ValueError as err:
+            raise ConfigError(f"objective.augment: {err}") from None
         if not 0.0 <= self.objective.augment_probability <= 1.0:
             raise ConfigError("objective.augment_probability must be in [0, 1]")
         if self.objective.diversity_weight < 0 or self.objective.diversity_cap <= 0:
@@ -258,15 +346,23 @@ class TrainConfig:
             raise ConfigError(f"run.device must be auto, cpu or cuda[:N]; got {self.run.device!r}")
         if self.optim.amp and self.run.reference:
             raise ConfigError("optim.amp and run.reference exclude each other: reference is fp32")
-        if self.run.compile not in COMPILE_MODES:
-            raise ConfigError(
-                f"run.compile must be one of {', '.join(COMPILE_MODES)}; got {self.run.compile!r}"
-            )
         if self.run.compile != "off" and self.run.reference:
             raise ConfigError(
                 "run.compile and run.reference exclude each other: reference mode is eager; "
                 "drop --reference or set --run-compile off"
             )
+
+
+def _text_choices(config: TrainConfig) -> list[tuple[str, Any, tuple[str, ...]]]:
+    """(dotted name, value, choices) of every option that declares its choices."""
+    result = []
+    for section in SECTIONS:
+        values = getattr(config, section)
+        for f in fields(values):
+            choices = f.metadata.get("choices")
+            if choices:
+                result.append((f"{section}.{f.name}", getattr(values, f.name), choices))
+    return result
 
 
 def _coerce(section: str, name: str, kind: Any, value: Any) -> Any:
@@ -299,11 +395,23 @@ def _coerce(section: str, name: str, kind: Any, value: Any) -> Any:
             raise ConfigError(f"data.size: {err}") from None
     if where == "painter.rule_options":
         if isinstance(value, str):
-            value = json.loads(value)
+            value = _parse_toml_value(value)
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table of rule options; got {value!r}")
+            raise ConfigError(
+                f"{where} must be a TOML inline table of rule options such as "
+                f"{{decay = 0.5}} (fwp rules NAME lists them); got {value!r}"
+            )
         return dict(value)
     return value
+
+
+def _parse_toml_value(text: str) -> Any:
+    """A TOML value (``{decay = 0.5}``, ``[16, 64]``, ``true``); text that is no TOML value is
+    returned as it is."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def set_option(config: TrainConfig, dotted: str, value: Any) -> None:
@@ -354,11 +462,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep:
         raise ConfigError(f"--set expects section.name=value; got {text!r}")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key.strip(), value
+    return key.strip(), _parse_toml_value(raw)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -427,19 +531,45 @@ def build_config(
     return config
 
 
-def option_table() -> list[tuple[str, str, Any, str]]:
-    """(dotted name, type name, paper default, section doc) for every option, for the CLI."""
+@dataclass(frozen=True)
+class OptionInfo:
+    """One configuration option as the command line shows it."""
+
+    dotted: str
+    section: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None
+    cli: bool
+
+
+def option_table() -> list[OptionInfo]:
+    """Every option with its type name, paper default, meaning and choices, in section order."""
     defaults = TrainConfig()
     rows = []
     for section in SECTIONS:
-        for f in fields(getattr(defaults, section)):
+        values = getattr(defaults, section)
+        for f in fields(values):
             kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
             rows.append(
-                (
-                    f"{section}.{f.name}",
-                    kind,
-                    getattr(getattr(defaults, section), f.name),
-                    SECTIONS[section].__doc__ or "",
+                OptionInfo(
+                    dotted=f"{section}.{f.name}",
+                    section=section,
+                    kind=kind,
+                    default=getattr(values, f.name),
+                    help=f.metadata.get("help", ""),
+                    choices=f.metadata.get("choices"),
+                    cli=f.metadata.get("cli", True),
                 )
             )
     return rows
+
+
+def preset_defaults(preset: str) -> dict[str, Any]:
+    """``{"section.name": value}`` of a preset (before any file or option)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    config = TrainConfig(preset=preset)
+    apply_nested(config, PRESETS[preset], origin=f"preset {preset}")
+    return flatten_config(config)

@@ -21,9 +21,13 @@ from typing import Any
 
 from torch import Tensor
 
+from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig, flatten_config, set_option
+from .data import dataset_identity
 from .files import atomic_write_json
+from .plugins import loaded_plugins
 from .rundir import RunDir
+from .runtime import pick_device
 from .trainer import TrainResult, train
 
 #: options that may change when a run is resumed: its budget, where and how fast it runs, what it
@@ -47,15 +51,25 @@ RESUMABLE = frozenset(
 )
 
 
+def check_runnable(config: TrainConfig) -> None:
+    """Everything that can be checked before any work: the configuration's values, that its
+    device exists here, and that its data source can be read (nothing is decoded)."""
+    config.validate()
+    pick_device(config.run.device)
+    dataset_identity(config.data.source, config.data.size, config.data.channels)
+
+
 def new_run(config: TrainConfig, run_dir: str | Path) -> RunDir:
-    """Create a run directory holding ``config``; refuses a folder that already holds a run."""
+    """Create a run directory holding ``config`` (with the plugins loaded in this process
+    recorded in ``run.plugins``); refuses a folder that already holds a run."""
     run = RunDir(run_dir)
     if run.checkpoint_dir.is_dir():
         raise ConfigError(
             f"run directory {str(run.path)!r} already holds a run; continue it with "
             f"--resume {run.path} or choose another --run-dir"
         )
-    config.validate()
+    config.run.plugins = list(dict.fromkeys([*config.run.plugins, *loaded_plugins()]))
+    check_runnable(config)
     run.write_config(config)
     return run
 
@@ -77,6 +91,18 @@ def resume_config(run_dir: str | Path, changes: Mapping[str, Any] | None = None)
         set_option(config, dotted, value)
     config.validate()
     return config
+
+
+def run_finished(run_dir: str | Path, config: TrainConfig | None = None) -> bool:
+    """True when the run's last checkpoint has used its whole budget (``config``'s, by default
+    the saved one): resuming it would only reload and stop."""
+    run = RunDir(run_dir)
+    if not run.has_checkpoint():
+        return False
+    config = config or run.read_config()
+    state = load_checkpoint(run.last_checkpoint)
+    minutes = config.run.minutes
+    return state["step"] >= config.run.steps or (minutes > 0 and state["elapsed"] >= minutes * 60)
 
 
 def train_run(

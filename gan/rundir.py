@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .config import ConfigError, TrainConfig
 from .files import atomic_write_json
+from .plugins import load_recorded_plugins
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -28,6 +29,8 @@ SAMPLES_DIR = "samples"
 METRICS_FILE = "metrics.csv"
 TENSORBOARD_DIR = "tb"
 PAINTINGS_DIR = "paintings"
+#: the file that marks a sweep directory (its layout belongs to :mod:`fwp.gan.sweep`)
+SWEEP_FILE = "sweep.json"
 
 
 @dataclass(frozen=True)
@@ -95,14 +98,16 @@ class RunDir:
     def read_config(self) -> TrainConfig:
         """The resolved configuration saved in the run, with a clear error when it is unusable."""
         if not self.is_run():
-            raise ConfigError(f"{str(self.path)!r} is not a run directory: it has no {CONFIG_FILE}")
+            raise ConfigError(self._not_a_run())
         try:
             values = json.loads(self.config_file.read_text())
         except (OSError, UnicodeDecodeError, ValueError) as err:
             raise ConfigError(f"{self.config_file} is not readable JSON ({err})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{self.config_file} must hold a JSON object of configuration tables")
-        return TrainConfig.from_dict(values)
+        config = TrainConfig.from_dict(values)
+        load_recorded_plugins(config.run.plugins, where=f"run {self.path}")
+        return config
 
     def write_config(self, config: TrainConfig) -> Path:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -114,10 +119,7 @@ class RunDir:
         if target.is_file():
             return target
         if not self.is_run():
-            raise FileNotFoundError(
-                f"{str(self.path)!r} is not a run directory (it has no {CONFIG_FILE}); give a "
-                f"run directory made by `fwp train` or a checkpoint file"
-            )
+            raise FileNotFoundError(self._not_a_run())
         if best:
             raise FileNotFoundError(
                 f"run {str(self.path)!r} has no {BEST} yet: the best checkpoint is kept only when "
@@ -127,6 +129,20 @@ class RunDir:
         raise FileNotFoundError(
             f"run {str(self.path)!r} has no checkpoint {LAST} yet; train longer (checkpoints are "
             f"written every run.checkpoint_every steps)"
+        )
+
+    def _not_a_run(self) -> str:
+        """Why this folder is not a run, and what to give instead."""
+        if (self.path / SWEEP_FILE).is_file():
+            cells = sorted(p.name for p in self.path.iterdir() if RunDir(p).is_run())
+            example = f" such as {self.path / cells[0]}" if cells else ""
+            return (
+                f"{str(self.path)!r} is a sweep directory, not a run; give one of its cells"
+                f"{example} (fwp ablate report {self.path} summarises them all)"
+            )
+        return (
+            f"{str(self.path)!r} is not a run directory (it has no {CONFIG_FILE}); give a run "
+            f"directory made by `fwp train` or a checkpoint file"
         )
 
     @staticmethod

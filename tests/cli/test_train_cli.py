@@ -96,7 +96,10 @@ def test_dry_run_prints_the_resolved_configuration(tmp_path):
         (["--batch-size", "0"], "optim.batch_size must be a positive integer"),
         (["--set", "painter.colour=3"], "unknown option 'painter.colour'"),
         (["--set", "optim.batch_size=many"], "optim.batch_size must be an integer"),
-        (["--set", 'objective.penalty="r2"'], "objective.penalty 'r2' unknown"),
+        (
+            ["--set", 'objective.penalty="r2"'],
+            "objective.penalty must be one of one-centred, r1; got 'r2'",
+        ),
         (["--refiner", "--size", "16", "--refiner-depth", "5"], "refiner.depth"),
         (["--data", "no-such-dataset-or-folder"], "unknown dataset 'no-such-dataset-or-folder'"),
     ],

@@ -18,8 +18,12 @@ def test_fid_during_training_is_logged_and_keeps_the_best_checkpoint(
     result = trainer.run()
 
     with (tmp_path / "run" / "metrics.csv").open() as handle:
-        rows = [row for row in csv.DictReader(handle) if row["fid"]]
+        every_row = list(csv.DictReader(handle))
+    steps = [int(row["step"]) for row in every_row]
+    assert len(steps) == len(set(steps)), "one metrics row per step (losses and FID together)"
+    rows = [row for row in every_row if row["fid"]]
     assert [int(row["step"]) for row in rows] == [2, 4]
+    assert all(row["g_loss"] for row in rows if int(row["step"]) == 4)  # a log step too
     scores = [float(row["fid"]) for row in rows]
     assert all(math.isfinite(s) and s >= 0 for s in scores)
     assert all(row["kid"] and row["kid_std"] for row in rows)
