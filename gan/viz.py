@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .data import to_float, to_uint8
 
@@ -172,6 +172,32 @@ def painting_strip(
     return image_grid(tiles, nrow=len(steps))
 
 
+def _with_labels(
+    picture: Image.Image,
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    tile: tuple[int, int],
+    padding: int,
+) -> Image.Image:
+    """``picture`` (a grid of tiles of ``tile`` = (h, w) pixels with ``padding`` between them)
+    with a label left of every row and above every column, in black on white."""
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(picture)
+    left = max(draw.textlength(text, font=font) for text in row_labels) + 2 * padding + 4
+    top = 14 + padding
+    out = Image.new("RGB", (picture.width + int(left), picture.height + top), "white")
+    out.paste(picture, (int(left), top))
+    draw = ImageDraw.Draw(out)
+    height, width = tile
+    for row, text in enumerate(row_labels):
+        y = top + padding + row * (height + padding) + height // 2 - 6
+        draw.text((padding, y), text, fill="black", font=font)
+    for column, text in enumerate(column_labels):
+        x = int(left) + padding + column * (width + padding)
+        draw.text((x, padding), text, fill="black", font=font)
+    return out
+
+
 def save_painting_strip(
     updates: torch.Tensor,
     partials: torch.Tensor,
@@ -179,9 +205,16 @@ def save_painting_strip(
     steps: Sequence[int] | None = None,
     scale: int = 2,
 ) -> Path:
-    """Write :func:`painting_strip` as a PNG, nearest-neighbour upscaled ``scale`` times."""
+    """Write :func:`painting_strip` as a PNG, nearest-neighbour upscaled ``scale`` times, with
+    row labels (latent, "update" or "image") and the step of every column."""
     path = _prepare_path(path)
-    _to_pil(painting_strip(updates, partials, steps=steps), scale).save(path, format="PNG")
+    t, b, _, h, w = updates.shape
+    steps = list(steps) if steps is not None else default_steps(t)
+    picture = _to_pil(painting_strip(updates, partials, steps=steps), scale)
+    rows = [f"z{i + 1} {kind}" for i in range(b) for kind in ("update", "image")]
+    columns = [f"t={s % t + 1}" for s in steps]
+    labelled = _with_labels(picture, rows, columns, (h * scale, w * scale), 2 * scale)
+    labelled.save(path, format="PNG")
     return path
 
 

@@ -124,7 +124,16 @@ def test_save_painting_strip_png(tmp_path: Path) -> None:
     path = save_painting_strip(updates, partials, tmp_path / "strip.png", steps=[1, 3, 7], scale=2)
     strip = painting_strip(updates, partials, steps=[1, 3, 7])
     with Image.open(path) as img:
-        assert img.format == "PNG" and img.size == (strip.shape[2] * 2, strip.shape[1] * 2)
+        assert img.format == "PNG"
+        picture = np.asarray(img.convert("RGB"))
+    # the upscaled strip is the picture's lower-right part, pixel for pixel ...
+    expected = strip.permute(1, 2, 0).numpy().repeat(2, axis=0).repeat(2, axis=1)
+    height, width = expected.shape[:2]
+    assert picture.shape[0] > height and picture.shape[1] > width
+    assert (picture[-height:, -width:] == expected).all()
+    # ... with dark label text in the left margin (rows) and the top margin (columns)
+    assert (picture[-height:, :-width] < 100).any()
+    assert (picture[:-height, -width:] < 100).any()
 
 
 def test_save_painting_gif_frames_and_durations(tmp_path: Path) -> None:
