@@ -11,13 +11,24 @@ from __future__ import annotations
 from einops import einsum
 from torch import Tensor
 
-from .activations import RATE_ACTIVATIONS, VECTOR_ACTIVATIONS, lookup
+from .activations import VECTOR_ACTIVATIONS, rate_activation, vector_activation
 from .base import LearningRule
 from .registry import register_rule
 
 
 class OjaRule(LearningRule):
-    """Oja's rule W <- W + lr v (k - W^T v)^T (scan only: W^T v makes it nonlinear in W)."""
+    """Oja's rule W <- W + lr v (k - W^T v)^T (scan only: W^T v makes it nonlinear in W).
+
+    Args:
+        key_activation: activation of the key logits k (Wd): softmax, l2, tanh, sigmoid or
+            identity.
+        value_activation: activation of the value logits v (H): softmax, l2, tanh, sigmoid or
+            identity (the default: raw values).
+        lr_activation: activation of the learning-rate logits: sigmoid, identity, or one (a
+            rate of exactly 1).
+        activate_after_correction: apply the key activation to the corrected key k - W^T v
+            instead of to the key logits.
+    """
 
     family = "oja"
     has_fast_path = False
@@ -25,17 +36,17 @@ class OjaRule(LearningRule):
     def __init__(
         self,
         key_activation: str = "softmax",
-        value_activation: str = "none",
+        value_activation: str = "identity",
         lr_activation: str = "sigmoid",
         activate_after_correction: bool = False,
     ) -> None:
-        key_fn = lookup(VECTOR_ACTIVATIONS, key_activation, "key activation")
-        self.value_fn = lookup(VECTOR_ACTIVATIONS, value_activation, "value activation")
-        self.lr_fn = lookup(RATE_ACTIVATIONS, lr_activation, "learning-rate activation")
+        key_fn = vector_activation(key_activation, "key activation")
+        self.value_fn = vector_activation(value_activation, "value activation")
+        self.lr_fn = rate_activation(lr_activation)
         self.activate_after_correction = activate_after_correction
         # in the official variant the key stays raw until the correction is subtracted
-        self.key_fn = VECTOR_ACTIVATIONS["none"] if activate_after_correction else key_fn
-        self.correction_fn = key_fn if activate_after_correction else VECTOR_ACTIVATIONS["none"]
+        self.key_fn = VECTOR_ACTIVATIONS["identity"] if activate_after_correction else key_fn
+        self.correction_fn = key_fn if activate_after_correction else VECTOR_ACTIVATIONS["identity"]
 
     def activate(self, key_logits: Tensor, value_logits: Tensor, lr_logits: Tensor):
         return self.key_fn(key_logits), self.value_fn(value_logits), self.lr_fn(lr_logits)

@@ -209,7 +209,12 @@ def test_registering_a_non_rule_is_a_type_error() -> None:
 
 
 def test_unregister_of_an_unknown_name_is_a_no_op() -> None:
-    unregister_rule("never_registered_anywhere")
+    before = dict(_REGISTRY)
+    assert unregister_rule("never_registered_anywhere") is None
+    after = dict(_REGISTRY)
+    assert after == before, "unregistering an unknown name must leave every rule registered"
+    with pytest.raises(ValueError, match="unknown learning rule 'never_registered_anywhere'"):
+        get_spec("never_registered_anywhere")
 
 
 # -- the contract's errors -------------------------------------------------------------------------
