@@ -134,13 +134,17 @@ def test_unknown_name_lists_close_matches() -> None:
     message = str(info.value)
     assert "Did you mean" in message and "delta" in message
     assert "fwp rules" in message
+    assert "fwp --plugin FILE_OR_MODULE" in message, "an unknown rule may be an unloaded plugin"
     with pytest.raises(ValueError, match="unknown learning rule"):
         get_spec("zzzzzzzz")
 
 
 def test_bad_configuration_is_a_value_error_naming_the_rule() -> None:
-    with pytest.raises(ValueError, match=r"cannot configure rule 'delta'.*no_such_option"):
+    with pytest.raises(
+        ValueError, match=r"^rule 'delta' has no option 'no_such_option'; its"
+    ) as info:
         get_rule("delta", no_such_option=1)
+    assert "per_row_lr (default False): one learning rate per row" in str(info.value)
     with pytest.raises(ValueError, match=r"unknown key activation 'bogus'.*softmax"):
         get_rule("delta", key_activation="bogus")
     with pytest.raises(ValueError, match=r"decay must be in \(0, 1\]"):
