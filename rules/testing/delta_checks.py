@@ -4,20 +4,24 @@ unit key stores its value exactly, and writes at orthogonal keys do not interfer
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
+from ..base import LearningRule
 from ..delta import DeltaRule
 from .compare import as_tensor, assert_close, default_rtol, describe_case, painters
 from .family_registry import family_check
 from .inputs import RuleInputs, RuleLike, resolve_rule
 
 
-def _is_gated(rule: DeltaRule) -> bool:
-    return rule.gated
+def _is_gated(rule: LearningRule) -> bool:
+    """The delta family's gated configuration; a rule of another family counts as ungated."""
+    return rule.family == DeltaRule.family and cast(DeltaRule, rule).gated
 
 
-def _unit_rates(rule: DeltaRule, inputs: RuleInputs, alpha: Tensor | None = None) -> Tensor:
+def _unit_rates(rule: LearningRule, inputs: RuleInputs, alpha: Tensor | None = None) -> Tensor:
     """Activated rates (B, C, L) meaning "lr = 1" for a delta rule.
 
     All ones; for the gated rule, whose rates are ``(alpha, beta)``, beta = 1 and alpha as given

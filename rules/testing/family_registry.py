@@ -35,11 +35,15 @@ class Requirement:
         description: what the check needs, e.g. ``"decay == 1"``.
         unmet: ``unmet(rule)`` is ``None`` when the rule meets the condition, else one sentence
             saying why it does not (shown when the check is skipped or refused). It receives a
-            rule of the check's family and may read that family's attributes directly.
+            rule of ``family`` and may read that family's attributes directly.
+        family: the family whose configurations the requirement tells apart. A rule of another
+            family, on which a check is called explicitly, is taken to meet it (its author chose
+            the check); ``None`` asks ``unmet`` about every rule.
     """
 
     description: str
     unmet: Callable[[Any], str | None]
+    family: str | None = None
 
     def reason_unmet(self, rule: LearningRule) -> str | None:
         """Why ``rule`` does not meet the requirement, or ``None`` when it does.
@@ -48,6 +52,8 @@ class Requirement:
             TypeError: the rule lacks an attribute the requirement reads: its class declares a
                 family whose checks expect that family's class.
         """
+        if self.family is not None and rule.family != self.family:
+            return None
         try:
             return self.unmet(rule)
         except AttributeError as err:

@@ -21,7 +21,7 @@ def _decay_unmet(rule: HebbianRule) -> str | None:
 
 
 #: the additive laws that need W to be kept as it is between writes.
-NO_DECAY = Requirement("decay == 1", _decay_unmet)
+NO_DECAY = Requirement("decay == 1", _decay_unmet, family="hebbian")
 
 
 @family_check("hebbian", "hebbian_order_invariance", requires=NO_DECAY)

@@ -29,7 +29,7 @@ def _correction_activated(rule: OjaRule) -> str | None:
 
 
 #: Oja's bounds need the plain rule: the correction k - W^T v is not passed through an activation.
-PLAIN_OJA = Requirement("activate_after_correction = False", _correction_activated)
+PLAIN_OJA = Requirement("activate_after_correction = False", _correction_activated, family="oja")
 
 
 def _oja_sequence(

@@ -119,6 +119,16 @@ def test_subclasses_keep_their_family_checks_and_the_family_name_decides() -> No
     assert "oja_step_energy" not in rt.applicable_checks(Renamed())
 
 
+def test_a_family_check_called_explicitly_on_a_rule_of_another_family_still_runs() -> None:
+    """A plugin's own additive rule may use the Hebbian laws: the family's requirements tell
+    configurations of *their* family apart and do not refuse other rules."""
+    assert rt.NO_DECAY(Tripling()) and rt.PLAIN_OJA(Tripling())
+    rt.run_check(Tripling(), rt.check_additive_order_invariance, max_examples=3)
+    rt.run_check(Tripling(), rt.check_additive_linearity, max_examples=3)
+    with pytest.raises(AssertionError, match=r"recall W' k"):
+        rt.check_delta_exact_recall(Tripling(), rt.make_rule_inputs(Tripling(), seed=1))
+
+
 def test_a_class_that_borrows_a_family_name_gets_a_clear_error() -> None:
     with pytest.raises(TypeError, match=r"cannot be checked for 'decay == 1'.*must subclass"):
         rt.plan_checks(LooksHebbian())
