@@ -10,29 +10,35 @@ from .base import LearningRule, PaintResult
 from .delta import DeltaRule
 from .hebbian import HebbianRule
 from .oja import OjaRule
+from .options import RuleOption
 from .registry import (
     ENTRY_POINT_GROUP,
+    PLUGIN_HINT,
     RuleSpec,
     get_rule,
     get_spec,
     list_rules,
     load_plugin,
     register_rule,
+    rule_options,
     unregister_rule,
 )
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PLUGIN_HINT",
     "DeltaRule",
     "HebbianRule",
     "LearningRule",
     "OjaRule",
     "PaintResult",
+    "RuleOption",
     "RuleSpec",
     "get_rule",
     "get_spec",
     "list_rules",
     "load_plugin",
     "register_rule",
+    "rule_options",
     "unregister_rule",
 ]

@@ -1,12 +1,28 @@
-"""Activation functions a rule can apply to the controller's raw outputs."""
+"""Activation functions a rule can apply to the controller's raw outputs.
+
+Two tables, because keys/values and learning rates need different things:
+
+- :data:`VECTOR_ACTIVATIONS` for keys (..., Wd) and values (..., H), applied over the last
+  dimension: ``softmax``, ``l2``, ``tanh``, ``sigmoid`` and ``identity`` (the raw logits).
+- :data:`RATE_ACTIVATIONS` for learning-rate logits (..., L): ``sigmoid``, ``identity`` (the raw
+  logits) and ``one`` (ignore the logits and use a rate of exactly 1, e.g. the paper's Hebbian
+  "sum" baseline).
+
+The older configuration value ``"none"`` keeps working, but it meant different things in the two
+tables: for keys and values it is an alias of ``"identity"``, for rates an alias of ``"one"``
+(see :data:`VECTOR_ALIASES`, :data:`RATE_ALIASES`). New configurations should use the explicit
+names.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+Activation = Callable[[Tensor], Tensor]
 
 
 def _identity(x: Tensor) -> Tensor:
@@ -25,35 +41,65 @@ def _sigmoid(x: Tensor) -> Tensor:
     return torch.sigmoid(x)
 
 
-def _ones(x: Tensor) -> Tensor:
+def _rate_of_one(x: Tensor) -> Tensor:
     return torch.ones_like(x)
 
 
 #: activations of keys and values, applied over the last dimension.
-VECTOR_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+VECTOR_ACTIVATIONS: dict[str, Activation] = {
     "softmax": _softmax,
     "l2": _l2,
-    "none": _identity,
+    "identity": _identity,
     "tanh": torch.tanh,
     "sigmoid": _sigmoid,
 }
 
-#: activations of learning-rate logits; "none" ignores the logits and uses a rate of 1.
-RATE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+#: activations of learning-rate logits; "one" ignores the logits and uses a rate of 1.
+RATE_ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": _sigmoid,
-    "none": _ones,
+    "one": _rate_of_one,
     "identity": _identity,
 }
 
+#: older names still accepted for keys and values: "none" leaves them unchanged.
+VECTOR_ALIASES: dict[str, str] = {"none": "identity"}
 
-def lookup(table: dict[str, Callable[[Tensor], Tensor]], kind: str, what: str) -> Callable:
-    """Return ``table[kind]`` or raise a ValueError that lists the valid choices for ``what``."""
+#: older names still accepted for learning rates: "none" means "no learning rate", a rate of 1.
+RATE_ALIASES: dict[str, str] = {"none": "one"}
+
+
+def lookup(
+    table: Mapping[str, Activation],
+    kind: str,
+    what: str,
+    aliases: Mapping[str, str] | None = None,
+) -> Activation:
+    """Return the activation ``table[kind]`` (after resolving ``aliases``).
+
+    Raises:
+        ValueError: ``kind`` is neither a name of ``table`` nor an alias; the message lists the
+            valid choices for ``what`` (e.g. "key activation").
+    """
+    aliases = aliases or {}
+    name = aliases.get(kind, kind)
     try:
-        return table[kind]
+        return table[name]
     except KeyError:
+        old = "; ".join(f"{alias!r} means {target!r}" for alias, target in sorted(aliases.items()))
+        hint = f" (older names: {old})" if old else ""
         raise ValueError(
-            f"unknown {what} {kind!r}; choose one of: {', '.join(sorted(table))}"
+            f"unknown {what} {kind!r}; choose one of: {', '.join(sorted(table))}{hint}"
         ) from None
+
+
+def vector_activation(kind: str, what: str = "key or value activation") -> Activation:
+    """The key/value activation named ``kind`` (``"none"`` is accepted as ``"identity"``)."""
+    return lookup(VECTOR_ACTIVATIONS, kind, what, VECTOR_ALIASES)
+
+
+def rate_activation(kind: str, what: str = "learning-rate activation") -> Activation:
+    """The learning-rate activation named ``kind`` (``"none"`` is accepted as ``"one"``)."""
+    return lookup(RATE_ACTIVATIONS, kind, what, RATE_ALIASES)
 
 
 def decay_weights(log_decay_cumsum: Tensor, inclusive: bool) -> Tensor:

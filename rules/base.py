@@ -102,10 +102,13 @@ class LearningRule:
 
     Subclasses implement :meth:`activate` and :meth:`step`; they may implement a parallel
     :meth:`paint` and then set ``has_fast_path = True``. Rules hold no trainable parameters: every
-    quantity that changes from step to step comes from the controller.
+    quantity that changes from step to step comes from the controller. A family documents each
+    constructor argument in an ``Args:`` section of its docstring: ``fwp rules NAME`` and
+    :func:`fwp.rules.rule_options` show those lines as the rule's options.
 
     Class attributes:
-        family: the family name shown by ``fwp rules`` (one class per family).
+        family: the family name shown by ``fwp rules`` (one class per family); the property
+            checks declared for that name in :mod:`fwp.rules.testing` apply to the rule.
         has_fast_path: whether :meth:`paint` is a parallel implementation rather than the scan.
         zero_lr_is_identity: whether ``step`` with ``lr = 0`` leaves W unchanged (a property test).
     """

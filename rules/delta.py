@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import Tensor
 
-from .activations import RATE_ACTIVATIONS, VECTOR_ACTIVATIONS, decay_weights, lookup
+from .activations import decay_weights, rate_activation, vector_activation
 from .base import (
     LearningRule,
     PaintResult,
@@ -102,7 +102,21 @@ def _per_row_updates(
 
 
 class DeltaRule(LearningRule):
-    """Delta rule W <- W + lr (v - W k) k^T (or gated: alpha W + beta (v - alpha W k) k^T)."""
+    """Delta rule W <- W + lr (v - W k) k^T (or gated: alpha W + beta (v - alpha W k) k^T).
+
+    Args:
+        key_activation: activation of the key logits k (Wd): softmax, l2, tanh, sigmoid or
+            identity.
+        value_activation: activation of the value logits v (H): softmax, l2, tanh, sigmoid or
+            identity (the default: raw values).
+        lr_activation: activation of the learning-rate logits: sigmoid, identity, or one (a
+            rate of exactly 1); for the gated rule it applies to both alpha and beta.
+        per_row_lr: one learning rate per row of W (H rates per step) instead of one scalar.
+        unscaled_first_update: write the first value at full strength (rate 1 at t = 0), as the
+            official FPA code does.
+        gated: the gated delta rule (Yang et al. 2024): two rate logits per step, a decay gate
+            alpha and a write strength beta.
+    """
 
     family = "delta"
     has_fast_path = True
@@ -110,7 +124,7 @@ class DeltaRule(LearningRule):
     def __init__(
         self,
         key_activation: str = "softmax",
-        value_activation: str = "none",
+        value_activation: str = "identity",
         lr_activation: str = "sigmoid",
         per_row_lr: bool = False,
         unscaled_first_update: bool = False,
@@ -118,9 +132,9 @@ class DeltaRule(LearningRule):
     ) -> None:
         if gated and per_row_lr:
             raise ValueError("the gated delta rule takes a scalar rate; set per_row_lr=False")
-        self.key_fn = lookup(VECTOR_ACTIVATIONS, key_activation, "key activation")
-        self.value_fn = lookup(VECTOR_ACTIVATIONS, value_activation, "value activation")
-        self.lr_fn = lookup(RATE_ACTIVATIONS, lr_activation, "learning-rate activation")
+        self.key_fn = vector_activation(key_activation, "key activation")
+        self.value_fn = vector_activation(value_activation, "value activation")
+        self.lr_fn = rate_activation(lr_activation)
         self.per_row_lr = per_row_lr
         self.unscaled_first_update = unscaled_first_update
         self.gated = gated
@@ -206,7 +220,7 @@ register_rule(
 register_rule("delta_l2", key_activation="l2", description="delta with L2-normalised keys")(
     DeltaRule
 )
-register_rule("delta_raw", key_activation="none", description="delta with raw (linear) keys")(
+register_rule("delta_raw", key_activation="identity", description="delta with raw (linear) keys")(
     DeltaRule
 )
 register_rule("delta_rowlr", per_row_lr=True, description="delta with a per-row learning rate")(

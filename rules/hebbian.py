@@ -12,13 +12,24 @@ import torch
 from einops import einsum
 from torch import Tensor
 
-from .activations import RATE_ACTIVATIONS, VECTOR_ACTIVATIONS, decay_weights, lookup
+from .activations import decay_weights, rate_activation, vector_activation
 from .base import LearningRule, PaintResult, check_sequence_inputs, frames_from_partials
 from .registry import register_rule
 
 
 class HebbianRule(LearningRule):
-    """Hebbian outer-product rule W <- decay * W + lr * v k^T."""
+    """Hebbian outer-product rule W <- decay * W + lr * v k^T.
+
+    Args:
+        key_activation: activation of the key logits k (Wd): softmax, l2, tanh, sigmoid or
+            identity.
+        value_activation: activation of the value logits v (H): softmax, l2, tanh, sigmoid or
+            identity (the default: raw values).
+        lr_activation: activation of the learning-rate logits: sigmoid, identity, or one (a
+            rate of exactly 1, no learning rate).
+        per_row_lr: one learning rate per row of W (H rates per step) instead of one scalar.
+        decay: factor in (0, 1] that multiplies W before every update; 1 means no forgetting.
+    """
 
     family = "hebbian"
     has_fast_path = True
@@ -26,16 +37,16 @@ class HebbianRule(LearningRule):
     def __init__(
         self,
         key_activation: str = "softmax",
-        value_activation: str = "none",
+        value_activation: str = "identity",
         lr_activation: str = "sigmoid",
         per_row_lr: bool = False,
         decay: float = 1.0,
     ) -> None:
         if not 0.0 < decay <= 1.0:
             raise ValueError(f"decay must be in (0, 1]; got {decay}")
-        self.key_fn = lookup(VECTOR_ACTIVATIONS, key_activation, "key activation")
-        self.value_fn = lookup(VECTOR_ACTIVATIONS, value_activation, "value activation")
-        self.lr_fn = lookup(RATE_ACTIVATIONS, lr_activation, "learning-rate activation")
+        self.key_fn = vector_activation(key_activation, "key activation")
+        self.value_fn = vector_activation(value_activation, "value activation")
+        self.lr_fn = rate_activation(lr_activation)
         self.per_row_lr = per_row_lr
         self.decay = float(decay)
         self.zero_lr_is_identity = self.decay == 1.0
@@ -75,12 +86,12 @@ class HebbianRule(LearningRule):
 register_rule("hebb", description="Hebbian: W += sigmoid(lr) v softmax(k)^T")(HebbianRule)
 register_rule(
     "hebb_sum",
-    lr_activation="none",
+    lr_activation="one",
     description="the paper's 'sum' baseline: W += v softmax(k)^T, no learning rate",
 )(HebbianRule)
 register_rule(
     "hebb_decay",
-    lr_activation="none",
+    lr_activation="one",
     decay=0.9,
     description="decaying Hebbian: W <- 0.9 W + v softmax(k)^T",
 )(HebbianRule)

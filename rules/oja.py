@@ -2,8 +2,14 @@
 
 Oja, "A simplified neuron model as a principal component analyzer" (1982), in the form that
 "Images as Weight Matrices" (Irie & Schmidhuber, ICLR 2023) compares against the delta rule:
-W <- W + lr * v (k - W^T v)^T. The variant of the official FPA code applies the key's softmax
-after the correction: W <- W + lr * v softmax(k - W^T v)^T.
+W <- W + lr * v (k - W^T v)^T, with k = softmax(key logits).
+
+The variant of the official FPA code (``oja_official``) applies the key activation twice: once
+to the key logits, k = softmax(key logits), and once more to the corrected key,
+W <- W + lr * v softmax(k - W^T v)^T, at every step and with the learning rate applied from the
+first step. The official loop skips the correction at its first step, where its matrix is still
+zero, so the correction is zero there anyway; here ``step`` always subtracts W^T v, which gives
+the same images from W0 = 0 and keeps ``step`` independent of the step index.
 """
 
 from __future__ import annotations
@@ -11,13 +17,24 @@ from __future__ import annotations
 from einops import einsum
 from torch import Tensor
 
-from .activations import RATE_ACTIVATIONS, VECTOR_ACTIVATIONS, lookup
+from .activations import rate_activation, vector_activation
 from .base import LearningRule
 from .registry import register_rule
 
 
 class OjaRule(LearningRule):
-    """Oja's rule W <- W + lr v (k - W^T v)^T (scan only: W^T v makes it nonlinear in W)."""
+    """Oja's rule W <- W + lr v (k - W^T v)^T (scan only: W^T v makes it nonlinear in W).
+
+    Args:
+        key_activation: activation of the key logits k (Wd): softmax, l2, tanh, sigmoid or
+            identity.
+        value_activation: activation of the value logits v (H): softmax, l2, tanh, sigmoid or
+            identity (the default: raw values).
+        lr_activation: activation of the learning-rate logits: sigmoid, identity, or one (a
+            rate of exactly 1).
+        activate_after_correction: apply the key activation once more to the corrected key,
+            W <- W + lr v act(k - W^T v)^T, as the official FPA code does.
+    """
 
     family = "oja"
     has_fast_path = False
@@ -25,24 +42,24 @@ class OjaRule(LearningRule):
     def __init__(
         self,
         key_activation: str = "softmax",
-        value_activation: str = "none",
+        value_activation: str = "identity",
         lr_activation: str = "sigmoid",
         activate_after_correction: bool = False,
     ) -> None:
-        key_fn = lookup(VECTOR_ACTIVATIONS, key_activation, "key activation")
-        self.value_fn = lookup(VECTOR_ACTIVATIONS, value_activation, "value activation")
-        self.lr_fn = lookup(RATE_ACTIVATIONS, lr_activation, "learning-rate activation")
+        self.key_fn = vector_activation(key_activation, "key activation")
+        self.value_fn = vector_activation(value_activation, "value activation")
+        self.lr_fn = rate_activation(lr_activation)
         self.activate_after_correction = activate_after_correction
-        # in the official variant the key stays raw until the correction is subtracted
-        self.key_fn = VECTOR_ACTIVATIONS["none"] if activate_after_correction else key_fn
-        self.correction_fn = key_fn if activate_after_correction else VECTOR_ACTIVATIONS["none"]
 
     def activate(self, key_logits: Tensor, value_logits: Tensor, lr_logits: Tensor):
         return self.key_fn(key_logits), self.value_fn(value_logits), self.lr_fn(lr_logits)
 
     def step(self, W: Tensor, k: Tensor, v: Tensor, lr: Tensor) -> Tensor:
+        """W (B, C, H, Wd), activated k (B, C, Wd), v (B, C, H), lr (B, C, 1) -> W'."""
         back_projected = einsum(W, v, "b c h d, b c h -> b c d")
-        corrected = self.correction_fn(k - back_projected)
+        corrected = k - back_projected
+        if self.activate_after_correction:
+            corrected = self.key_fn(corrected)
         return W + einsum(lr * v, corrected, "b c h, b c d -> b c h d")
 
 
@@ -50,5 +67,5 @@ register_rule("oja", description="Oja: W += sigmoid(lr) v (softmax(k) - W^T v)^T
 register_rule(
     "oja_official",
     activate_after_correction=True,
-    description="Oja as in the official FPA code: W += lr v softmax(k - W^T v)^T",
+    description="Oja as in the official FPA code: W += lr v softmax(softmax(k) - W^T v)^T",
 )(OjaRule)

@@ -25,8 +25,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .base import LearningRule
+from .options import RuleOption, accepts_any_option, family_options, unknown_option_message
 
 ENTRY_POINT_GROUP = "fwp.rules"
+
+#: how to make a plugin's rules known; every unknown-rule error ends with it.
+PLUGIN_HINT = (
+    "If the rule comes from a plugin, load it with `fwp --plugin FILE_OR_MODULE ...` "
+    "(in Python: fwp.rules.load_plugin), or install the package that declares it under the "
+    f"{ENTRY_POINT_GROUP!r} entry-point group."
+)
 
 R = TypeVar("R", bound=type[LearningRule])
 
@@ -49,10 +57,26 @@ class RuleSpec:
     def has_fast_path(self) -> bool:
         return bool(self.cls.has_fast_path) and self.create().has_fast_path
 
+    @property
+    def options(self) -> list[RuleOption]:
+        """The family's constructor options, with this rule's configuration as their defaults."""
+        return family_options(self.cls, self.config)
+
     def create(self, **overrides: Any) -> LearningRule:
-        """Instantiate the rule with its configuration, updated by ``overrides``."""
+        """Instantiate the rule with its configuration, updated by ``overrides``.
+
+        Raises:
+            ValueError: an option the family does not have (the message lists the options with
+                their defaults and meanings), or a value the family refuses.
+        """
+        settings = {**self.config, **overrides}
+        if not accepts_any_option(self.cls):
+            known = {option.name for option in self.options}
+            unknown = [key for key in settings if key not in known]
+            if unknown:
+                raise ValueError(unknown_option_message(self.name, unknown, self.options))
         try:
-            rule = self.cls(**{**self.config, **overrides})
+            rule = self.cls(**settings)
         except TypeError as err:
             raise ValueError(
                 f"cannot configure rule {self.name!r} with {overrides}: {err}"
@@ -208,14 +232,29 @@ def get_spec(name: str) -> RuleSpec:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.4)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ValueError(
-            f"unknown learning rule {name!r}.{hint} Run `fwp rules` to list all "
-            f"{len(_REGISTRY)} registered rules."
+            f"unknown learning rule {name!r}.{hint} Registered: {', '.join(sorted(_REGISTRY))} "
+            f"(`fwp rules` describes them). {PLUGIN_HINT}"
         ) from None
 
 
 def get_rule(name: str, **overrides: Any) -> LearningRule:
-    """Create the rule registered as ``name``, with constructor ``overrides`` applied."""
+    """Create the rule registered as ``name``, with constructor ``overrides`` applied.
+
+    Raises:
+        ValueError: an unknown name (close matches and the ``--plugin`` hint are given), or an
+            option the rule does not have (its options are listed, see :func:`rule_options`).
+    """
     return get_spec(name).create(**overrides)
+
+
+def rule_options(name: str) -> list[RuleOption]:
+    """The options of the rule registered as ``name``: each constructor argument of its family
+    with the default this rule uses, its annotation and its documented meaning.
+
+    Raises:
+        ValueError: ``name`` is not a registered rule.
+    """
+    return get_spec(name).options
 
 
 def list_rules(pattern: str = "*") -> list[RuleSpec]:

@@ -134,13 +134,17 @@ def test_unknown_name_lists_close_matches() -> None:
     message = str(info.value)
     assert "Did you mean" in message and "delta" in message
     assert "fwp rules" in message
+    assert "fwp --plugin FILE_OR_MODULE" in message, "an unknown rule may be an unloaded plugin"
     with pytest.raises(ValueError, match="unknown learning rule"):
         get_spec("zzzzzzzz")
 
 
 def test_bad_configuration_is_a_value_error_naming_the_rule() -> None:
-    with pytest.raises(ValueError, match=r"cannot configure rule 'delta'.*no_such_option"):
+    with pytest.raises(
+        ValueError, match=r"^rule 'delta' has no option 'no_such_option'; its"
+    ) as info:
         get_rule("delta", no_such_option=1)
+    assert "per_row_lr (default False): one learning rate per row" in str(info.value)
     with pytest.raises(ValueError, match=r"unknown key activation 'bogus'.*softmax"):
         get_rule("delta", key_activation="bogus")
     with pytest.raises(ValueError, match=r"decay must be in \(0, 1\]"):
@@ -209,7 +213,12 @@ def test_registering_a_non_rule_is_a_type_error() -> None:
 
 
 def test_unregister_of_an_unknown_name_is_a_no_op() -> None:
-    unregister_rule("never_registered_anywhere")
+    before = dict(_REGISTRY)
+    assert unregister_rule("never_registered_anywhere") is None
+    after = dict(_REGISTRY)
+    assert after == before, "unregistering an unknown name must leave every rule registered"
+    with pytest.raises(ValueError, match="unknown learning rule 'never_registered_anywhere'"):
+        get_spec("never_registered_anywhere")
 
 
 # -- the contract's errors -------------------------------------------------------------------------
