@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 import torch
 
-from fwp.gan.data import DataError, list_datasets, load_images, to_float
+from fwp.gan.data import list_datasets, load_images, to_float
 from fwp.gan.naming import slug
 from fwp.gan.viz import save_image_grid
 
-from .common import SIZE
+from .common import SIZE, user_errors
 
 __all__ = ["data"]
 
@@ -79,10 +79,8 @@ def show_cmd(
     quiet: bool,
 ) -> None:
     """Write a PNG grid of NUM random real samples of NAME_OR_FOLDER and print its path."""
-    try:
+    with user_errors():
         images = load_images(source, size, int(channels), limit=limit, progress=not quiet)
-    except DataError as err:
-        raise click.ClickException(str(err)) from err
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randperm(images.shape[0], generator=gen)[:num]
     if out is None:

@@ -1,4 +1,4 @@
-"""``fwp fid``: FID and KID of a run's painter, or of any two image sets, fully offline."""
+"""``fwp fid``: FID and KID of a run's generator, or of any two image sets, fully offline."""
 
 from __future__ import annotations
 
@@ -7,18 +7,14 @@ from pathlib import Path
 
 import click
 
-from fwp.gan.data import DataError, load_images
 from fwp.gan.metrics import (
-    InceptionFeatures,
     InceptionWeightsError,
     MetricResult,
-    compare_stats,
+    compare_image_sets,
     evaluate_run,
-    feature_stats,
-    reference_stats,
 )
 
-from .common import SIZE, plugin_option
+from .common import SIZE, plugin_option, user_errors
 
 
 def _report(result: MetricResult, as_json: bool) -> None:
@@ -64,7 +60,9 @@ def _report(result: MetricResult, as_json: bool) -> None:
     show_default=True,
     help="Images to generate (with RUN_DIR).",
 )
-@click.option("--raw", is_flag=True, help="Use the raw painter instead of its EMA (with RUN_DIR).")
+@click.option(
+    "--raw", is_flag=True, help="Use the raw generator instead of its EMA (with RUN_DIR)."
+)
 @click.option(
     "--inception-weights",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -106,40 +104,30 @@ def fid(
     """FID and KID (± std over subsets), never downloading anything.
 
     \b
-    fwp fid RUN_DIR [--num 10000] [--raw]      the run's EMA painter vs its training data
+    fwp fid RUN_DIR [--num 10000] [--raw]      the run's EMA generator vs its training data
     fwp fid --real DATASET_OR_FOLDER --fake FOLDER [--size 64]
     """
     if run_dir is not None and (real or fake or size):
         raise click.UsageError("give either RUN_DIR, or --real and --fake (with --size), not both")
     if run_dir is None and not (real and fake):
         raise click.UsageError("give a RUN_DIR, or both --real DATASET_OR_FOLDER and --fake FOLDER")
-    progress = not quiet
+    scoring = {
+        "device": device,
+        "inception_weights": inception_weights,
+        "batch_size": batch_size,
+        "seed": seed,
+        "fid_method": fid_method,
+        "progress": not quiet,
+    }
     try:
-        model = InceptionFeatures(inception_weights, device=device)
-        if run_dir is not None:
-            result = evaluate_run(
-                run_dir,
-                num,
-                raw=raw,
-                seed=seed,
-                model=model,
-                batch_size=batch_size,
-                progress=progress,
-                fid_method=fid_method,
-            )
-        else:
-            hw = size or (64, 64)
-            ch = int(channels)
-            reference = reference_stats(
-                real, hw, ch, model, limit=limit, batch_size=batch_size, progress=progress
-            )
-            fake_images = load_images(str(fake), hw, ch, progress=progress)
-            if fake_images.shape[0] < 2:
-                raise DataError(f"--fake {fake}: need at least 2 images")
-            generated = feature_stats(fake_images, model, batch_size, progress)
-            result = compare_stats(
-                reference, generated, seed=seed, device=model.device, fid_method=fid_method
-            )
-    except (InceptionWeightsError, ValueError, FileNotFoundError) as err:
+        with user_errors():
+            if run_dir is not None:
+                result = evaluate_run(run_dir, num, raw=raw, **scoring)
+            else:
+                hw = size or (64, 64)
+                result = compare_image_sets(
+                    str(real), str(fake), hw, int(channels), limit=limit, **scoring
+                )
+    except InceptionWeightsError as err:
         raise click.ClickException(str(err)) from err
     _report(result, as_json)

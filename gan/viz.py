@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from PIL import Image, ImageDraw, ImageFont
 
-from .data import to_float, to_uint8
+from .data.images import to_float, to_uint8
 
 __all__ = [
     "default_steps",

