@@ -213,9 +213,9 @@ def _echo_dry_run(plan: SweepPlan, change: bool) -> None:
     "sweep_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="A TOML sweep file ([sweep] rules/seeds/preset/steps/minutes/fid_every/"
-    "fid_num/plugins/config, [sweep.set] swept options, [base.SECTION] fixed "
-    "options); the command line adds to and overrides it.",
+    help="A TOML sweep file: [sweep] with rules, seeds, preset, steps, minutes, fid_every, "
+    "fid_num, plugins, config; [sweep.set] swept options; [base.SECTION] fixed options. "
+    "The command line adds to and overrides it.",
 )
 @click.option(
     "--preset",

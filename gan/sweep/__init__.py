@@ -26,7 +26,8 @@ From a notebook or a cluster launcher::
 The modules, one concern each: :mod:`.grid` (the grid and its cells), :mod:`.request` (what a
 command line or sweep file asks), :mod:`.store` (``sweep.json``), :mod:`.state` (``cell.json``),
 :mod:`.plan` (which sweep runs and what it changes), :mod:`.launch` (how one cell trains),
-:mod:`.runner` (scheduling), :mod:`.progress`, :mod:`.results`, :mod:`.report`, :mod:`.plots`.
+:mod:`.schedule` (where cells train), :mod:`.runner` (running them), :mod:`.progress`,
+:mod:`.results`, :mod:`.report`, :mod:`.plots`.
 """
 
 from .grid import (
@@ -49,7 +50,8 @@ from .records import SweepFileError
 from .report import FID_CSV, FID_PNG, PAINTINGS_PNG, RESULTS_CSV, RESULTS_MD, write_report
 from .request import SweepRequest, load_sweep_file
 from .results import CellResult, ConfigSummary, collect_results, summarize
-from .runner import Schedule, SweepSummary, parse_gpus, prepare_fid_references, run_sweep
+from .runner import SweepSummary, prepare_fid_references, run_sweep
+from .schedule import Schedule, parse_gpus
 from .state import (
     CELL_FILE,
     STATUSES,

@@ -8,7 +8,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import ConfigError
 
@@ -22,10 +22,12 @@ __all__ = [
     "is_str",
     "is_table",
     "read_object",
+    "read_optional",
     "take",
 ]
 
 _MISSING = object()
+T = TypeVar("T")
 
 
 class SweepFileError(ConfigError):
@@ -48,6 +50,13 @@ def read_object(path: Path, hint: str) -> dict[str, Any]:
             f"{path}: must hold a JSON object, not {type(values).__name__}; {hint}"
         )
     return values
+
+
+def read_optional(path: Path, hint: str, parse: Callable[[dict[str, Any], Path], T]) -> T | None:
+    """``parse`` of the JSON object in ``path``; ``None`` when there is no such file."""
+    if not path.exists():
+        return None
+    return parse(read_object(path, hint), path)
 
 
 def take(

@@ -175,8 +175,7 @@ def _budget_line(results: list[CellResult]) -> str:
 
 def _markdown(title: str, results: list[CellResult], summaries: list[ConfigSummary]) -> str:
     counts = {status: sum(r.status == status for r in results) for status in STATUSES}
-    order = ("done", "running", "failed", "interrupted", "pending")
-    shown = ", ".join(f"{counts[status]} {status}" for status in order if counts[status])
+    shown = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
     lines = [f"# Ablation: {title}", "", f"{len(results)} cells: {shown}.", ""]
     budget = _budget_line(results)
     if budget:

@@ -1,13 +1,13 @@
 """The state of a cell: ``cell.json`` in its run directory, its statuses and its error record.
 
-A cell is in one of :data:`STATUSES`:
+A cell is in one of :data:`STATUSES` (in the order reports count them):
 
-- ``pending``: not trained yet (or trained before its budget was raised);
-- ``running``: a sweep process is training it (``owner`` names that process);
 - ``done``: trained to the budget recorded in ``budget``;
+- ``running``: a sweep process is training it (``owner`` names that process);
 - ``failed``: its training raised, or its process died; ``error`` says how (:class:`CellError`);
 - ``interrupted``: its sweep was stopped (Ctrl-C, SIGTERM) while training it, or the sweep
-  process that was training it is gone; the next run of the sweep resumes it.
+  process that was training it is gone; the next run of the sweep resumes it;
+- ``pending``: not trained yet.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .records import (
     is_optional,
     is_str,
     is_table,
-    read_object,
+    read_optional,
     take,
 )
 
@@ -61,7 +61,7 @@ CELL_FILE = "cell.json"
 LOG_FILE = "train.log"
 TRACEBACK_FILE = "traceback.txt"
 
-CellStatus = Literal["pending", "running", "done", "failed", "interrupted"]
+CellStatus = Literal["done", "running", "failed", "interrupted", "pending"]
 #: every status a cell can have, stored in cell.json and shown (meanings in the module docstring)
 STATUSES: tuple[CellStatus, ...] = get_args(CellStatus)
 
@@ -177,10 +177,7 @@ def read_state(run_dir: str | Path) -> CellState | None:
     Raises:
         SweepFileError: ``cell.json`` is not valid JSON, lacks a key or has a wrong type.
     """
-    path = Path(run_dir) / CELL_FILE
-    if not path.exists():
-        return None
-    return CellState.from_json(read_object(path, _CELL_HINT), path)
+    return read_optional(Path(run_dir) / CELL_FILE, _CELL_HINT, CellState.from_json)
 
 
 def write_state(run_dir: str | Path, state: CellState) -> None:

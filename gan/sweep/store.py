@@ -30,7 +30,7 @@ from .records import (
     is_optional,
     is_str,
     is_table,
-    read_object,
+    read_optional,
     take,
 )
 
@@ -130,10 +130,7 @@ def read_sweep(sweep_dir: str | Path) -> StoredSweep | None:
     Raises:
         SweepFileError: ``sweep.json`` is not valid JSON, lacks a key or has a wrong type.
     """
-    path = Path(sweep_dir) / SWEEP_FILE
-    if not path.exists():
-        return None
-    return sweep_from_json(read_object(path, _HINT), path)
+    return read_optional(Path(sweep_dir) / SWEEP_FILE, _HINT, sweep_from_json)
 
 
 def write_sweep(sweep_dir: str | Path, spec: SweepSpec, cells: list[str]) -> Path:

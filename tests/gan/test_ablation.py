@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from fwp_test_utils import TINY, tiny_config
+from fwp_test_utils import tiny_sweep_request as request
 from PIL import Image
 
 from fwp.gan.config import ConfigError, config_changes
@@ -40,11 +41,6 @@ from fwp.gan.sweep.state import EXITED, KILLED_BY_SIGNAL, TRACEBACK_FILE, new_st
 def spec(**kwargs) -> SweepSpec:
     kwargs.setdefault("options", dict(TINY))
     return SweepSpec(preset="quick", **kwargs)
-
-
-def request(**kwargs) -> SweepRequest:
-    kwargs.setdefault("options", dict(TINY))
-    return SweepRequest(preset="quick", **kwargs)
 
 
 def test_split_values_keeps_quoted_strings_and_tables_whole():
@@ -328,13 +324,14 @@ except MemoryError as err:
 
 def test_scheduler_records_each_kind_of_failure(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    plan = plan_sweep(tmp_path, request(seeds=[0, 1, 2, 3]))
+    plan = plan_sweep(tmp_path, request(seeds=[0, 1, 2, 3, 4]))
     cells = plan.cells
     scripts = {
         cells[0].name: ENV_PROBE,
         cells[1].name: "import sys; print('the data folder is empty'); sys.exit(1)",
         cells[2].name: "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
         cells[3].name: RAISE_AND_RECORD,
+        cells[4].name: RAISE_AND_RECORD.replace("MemoryError", "KeyboardInterrupt"),
     }
     jobs = Schedule(jobs=2)
     launcher = ScriptLauncher(scripts)
@@ -356,6 +353,8 @@ def test_scheduler_records_each_kind_of_failure(tmp_path, monkeypatch):
     killed = read_state(cells[2].run_dir).error
     assert (killed.type, killed.signal, killed.exit_status) == (KILLED_BY_SIGNAL, "SIGKILL", -9)
     assert read_state(cells[1].run_dir).error.exit_status == 1
+    stopped = read_state(cells[4].run_dir)  # a child stopped by SIGINT: resumed, not failed
+    assert stopped.status == "interrupted" and stopped.error is None
     assert "=== attempt 1" in (cells[3].run_dir / "train.log").read_text()
     assert "the data folder is empty" in (cells[1].run_dir / "train.log").read_text()
     # skip failed cells on request; retry them by default

@@ -4,7 +4,7 @@ and unusable sweep.json / cell.json files."""
 import json
 
 import pytest
-from fwp_test_utils import TINY
+from fwp_test_utils import tiny_sweep_request as request
 
 from fwp.gan.config import ConfigError
 from fwp.gan.sweep import (
@@ -17,11 +17,6 @@ from fwp.gan.sweep import (
 )
 from fwp.gan.sweep.runner import record_sweep
 from fwp.gan.sweep.state import new_state, write_state
-
-
-def request(**kwargs) -> SweepRequest:
-    kwargs.setdefault("options", dict(TINY))
-    return SweepRequest(preset="quick", **kwargs)
 
 
 @pytest.fixture
@@ -72,6 +67,21 @@ def test_what_a_request_changes_is_listed_and_needs_change(stored):
     assert some.changes[0].startswith("new cells: oja-optim.batch_size=8-seed0")
 
 
+def test_the_configuration_file_is_stored_not_read_again(tmp_path):
+    config_file = tmp_path / "base.toml"
+    config_file.write_text("[optim]\nema_decay = 0.9\n")
+    sweep_dir = tmp_path / "sweep"
+    record_sweep(plan_sweep(sweep_dir, request(config_file=str(config_file))))
+    stored = json.loads((sweep_dir / "sweep.json").read_text())
+    assert stored["config"] == {"optim": {"ema_decay": 0.9}}
+    assert stored["config_file"] == str(config_file.resolve())
+    config_file.write_text("[optim]\nema_decay = 0.8\n")  # edited after the sweep was made
+    bare = plan_sweep(sweep_dir, SweepRequest())
+    assert bare.changes == [] and bare.cells[0].config.optim.ema_decay == 0.9
+    again = plan_sweep(sweep_dir, SweepRequest(config_file=str(config_file)))
+    assert again.changes == ["optim.ema_decay: 0.9 -> 0.8"]
+
+
 def test_a_new_directory_needs_a_sweep(tmp_path):
     with pytest.raises(ConfigError, match="holds no sweep"):
         plan_sweep(tmp_path / "typo", SweepRequest())
@@ -105,7 +115,10 @@ def test_unusable_sweep_json_is_a_named_error(stored, corrupt, message):
     [
         (lambda v: '{"name": ', "not valid JSON"),
         (lambda v: {k: x for k, x in v.items() if k != "status"}, "the key 'status'"),
-        (lambda v: {**v, "status": "finished"}, "'status' must be one of pending, running, done"),
+        (
+            lambda v: {**v, "status": "finished"},
+            "'status' must be one of done, running, failed, interrupted, pending",
+        ),
         (lambda v: {**v, "seed": "zero"}, "'seed' must be an integer"),
         (lambda v: {**v, "error": {"type": "X"}}, "the key 'message'"),
         (lambda v: {**v, "command": "python"}, "'command' must be a list of strings"),
