@@ -21,8 +21,8 @@ from fwp.gan.sweep.state import new_state, write_state
 
 @pytest.fixture
 def stored(tmp_path):
-    """A recorded (not trained) sweep of oja and oja_official x seeds 0, 1."""
-    plan = plan_sweep(tmp_path, request(rules=["oja*"], seeds=[0, 1]))
+    """A recorded (not trained) sweep of delta and oja (a pattern) x seeds 0, 1."""
+    plan = plan_sweep(tmp_path, request(rules=["delta", "oj?"], seeds=[0, 1]))
     record_sweep(plan)
     return tmp_path
 
@@ -30,12 +30,12 @@ def stored(tmp_path):
 def test_sweep_json_holds_the_whole_sweep_explicitly(stored):
     values = json.loads((stored / "sweep.json").read_text())
     assert values["version"] == 2 and values["preset"] == "quick"
-    assert values["rules"] == ["oja", "oja_official"]  # patterns resolved when stored
+    assert values["rules"] == ["delta", "oja"]  # patterns resolved when stored
     assert values["seeds"] == [0, 1]
     assert values["budget"] == {"run.steps": 6, "run.minutes": 0.0}
     assert values["fid"] == {"run.fid_every": 0, "run.fid_num": 1000}  # from the preset
     assert values["options"]["data.limit"] == 64 and "run.steps" not in values["options"]
-    assert values["cells"] == ["oja-seed0", "oja-seed1", "oja_official-seed0", "oja_official-seed1"]
+    assert values["cells"] == ["delta-seed0", "delta-seed1", "oja-seed0", "oja-seed1"]
     loaded = read_sweep(stored)
     assert loaded.spec.options["run.steps"] == 6 and loaded.cells == values["cells"]
 
@@ -46,7 +46,7 @@ def test_a_bare_request_plans_exactly_the_stored_sweep(stored):
     assert [c.name for c in plan.cells] == read_sweep(stored).cells
     assert plan.cells[0].config.run.steps == 6 and plan.cells[0].config.data.limit == 64
     # the original request again, and with options left out: no change either
-    assert plan_sweep(stored, request(rules=["oja*"], seeds=[0, 1])).changes == []
+    assert plan_sweep(stored, request(rules=["delta", "oj?"], seeds=[0, 1])).changes == []
     assert plan_sweep(stored, SweepRequest(options={"run.fid_num": 1000})).changes == []
 
 
@@ -56,15 +56,14 @@ def test_what_a_request_changes_is_listed_and_needs_change(stored):
     with pytest.raises(ConfigError, match=r"(?s)run.steps: 6 -> 8.*--change"):
         run_sweep(longer, progress=False)
     assert read_sweep(stored).spec.options["run.steps"] == 6  # refused before writing anything
-    grid = plan_sweep(stored, SweepRequest(rules=["oja", "hebb"], seeds=[0]))
+    grid = plan_sweep(stored, SweepRequest(rules=["delta", "hebb"], seeds=[0]))
     assert grid.changes == [
         "new cells: hebb-seed0",
-        "cells left out of the sweep (their folders stay): oja-seed1, oja_official-seed0, "
-        "oja_official-seed1",
+        "cells left out of the sweep (their folders stay): delta-seed1, oja-seed0, oja-seed1",
     ]
     some = plan_sweep(stored, SweepRequest(axes=[("optim.batch_size", [8, 4])]))
     assert "optim.batch_size: 8 -> 4" not in some.changes  # the cells have new names instead
-    assert some.changes[0].startswith("new cells: oja-optim.batch_size=8-seed0")
+    assert some.changes[0].startswith("new cells: delta-optim.batch_size=8-seed0")
 
 
 def test_the_configuration_file_is_stored_not_read_again(tmp_path):
