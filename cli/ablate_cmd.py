@@ -1,46 +1,43 @@
 """``fwp ablate``: a grid of training runs over rules, seeds and options, and its results report.
 
 ``fwp ablate SWEEP_DIR [OPTIONS]`` is short for ``fwp ablate run SWEEP_DIR [OPTIONS]``;
-``fwp ablate report SWEEP_DIR`` rebuilds the results from what is on disk. The grid, the cell
-folders, the state files and the report live in :mod:`fwp.gan.ablation`; this module turns options
-into a :class:`~fwp.gan.ablation.SweepSpec` and trains every cell with ``fwp train``.
+``fwp ablate report SWEEP_DIR`` rebuilds the results from what is on disk. Everything about a
+sweep lives in :mod:`fwp.gan.sweep`; this module turns options into a
+:class:`~fwp.gan.sweep.SweepRequest`, calls the library and prints.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from fwp.gan.ablation import (
+from fwp.gan.config import PRESETS
+from fwp.gan.sweep import (
+    FID_CSV,
     FID_PNG,
     PAINTINGS_PNG,
     RESULTS_CSV,
-    Cell,
+    TRACEBACK_FILE,
     ConfigSummary,
-    SweepSpec,
-    config_changes,
+    Schedule,
+    SweepPlan,
+    SweepRequest,
+    budget_text,
     describe_cells,
-    expand,
     load_sweep_file,
     parse_axis,
+    parse_gpus,
     parse_seeds,
-    plan_path,
+    plan_sweep,
     run_sweep,
-    started_run,
     write_report,
 )
-from fwp.gan.config import PRESETS, ConfigError
-from fwp.gan.rundir import CONFIG_FILE
-from fwp.rules import load_plugin
 
 from .common import format_table, user_errors
-from .train_cmd import _config_options, train
+from .train_cmd import _config_options
 
 #: configuration options that ``fwp ablate`` sweeps with its own flags (--rule, --seeds)
 _SWEPT_BY_FLAGS = {"opt__painter__rule", "opt__run__seed"}
@@ -51,66 +48,31 @@ def _train_options(command: Callable) -> Callable:
     command = _config_options(command)
     command.__click_params__ = [  # type: ignore[attr-defined]
         p
-        for p in command.__click_params__
-        if p.name not in _SWEPT_BY_FLAGS  # type: ignore
+        for p in command.__click_params__  # type: ignore[attr-defined]
+        if p.name not in _SWEPT_BY_FLAGS
     ]
     return command
 
 
-def _toml_literal(value: Any) -> str:
-    """A value as a TOML literal, for ``fwp train --set section.name=VALUE``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{json.dumps(str(k))} = {_toml_literal(v)}" for k, v in value.items())
-        return "{" + items + "}"
-    return json.dumps(str(value))
-
-
-@dataclass
-class TrainLauncher:
-    """Trains a cell with ``fwp train``: a new run from the cell's configuration file, or
-    ``--resume`` of a started one (changing only what the sweep changed, e.g. its budget)."""
-
-    plugins: tuple[str, ...] = ()
-
-    def train_args(self, cell: Cell) -> list[str]:
-        if started_run(cell.run_dir):
-            saved = json.loads((cell.run_dir / CONFIG_FILE).read_text())
-            args = ["--resume", str(cell.run_dir), "--quiet"]
-            for key, value in config_changes(saved, cell.config.to_dict()).items():
-                args += ["--set", f"{key}={_toml_literal(value)}"]
-            return args
-        return [
-            "--preset",
-            cell.config.preset,
-            "--config",
-            str(plan_path(cell)),
-            "--run-dir",
-            str(cell.run_dir),
-            "--quiet",
-        ]
-
-    def argv(self, cell: Cell) -> list[str]:
-        plugin_args = [arg for plugin in self.plugins for arg in ("--plugin", plugin)]
-        return [sys.executable, "-m", "fwp.cli", *plugin_args, "train", *self.train_args(cell)]
-
-    def run_inline(self, cell: Cell) -> None:
-        with train.make_context("fwp train", self.train_args(cell)) as ctx:
-            train.invoke(ctx)
-
-
 class _RunByDefault(click.Group):
-    """A group whose first argument, when it is not a subcommand, starts ``run``."""
+    """A group whose first argument, when it is not a subcommand, starts ``run``, and whose help
+    shows ``run``'s options too."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)
+        run_command = self.commands["run"]
+        records = [
+            record
+            for param in run_command.get_params(ctx)
+            if param.name != "help" and (record := param.get_help_record(ctx)) is not None
+        ]
+        with formatter.section("Options of fwp ablate SWEEP_DIR (= fwp ablate run SWEEP_DIR)"):
+            formatter.write_dl(records)
 
 
 @click.group(cls=_RunByDefault, context_settings={"max_content_width": 110})
@@ -123,42 +85,27 @@ def ablate() -> None:
 
     Every cell of the grid is an ordinary run directory under SWEEP_DIR (fwp paint, fwp fid
     and fwp train --resume work on it). The results are results.csv and results.md (one row per
-    cell, then mean and std per configuration over seeds), fid_curves.png and paintings.png.
+    cell, then mean and std per configuration over seeds), fid_curves.png (and its data,
+    fid_curves.csv) and paintings.png.
+
+    The sweep is stored in SWEEP_DIR/sweep.json: `fwp ablate SWEEP_DIR` alone resumes exactly
+    that sweep, and options left out of a re-run keep their stored values. Changing the grid,
+    budget or options of an existing sweep needs --change (the command says what changes).
 
     \b
-    Example: the three rule families on emoji with the quick preset, the three cells at once
-    (about 30 minutes on 2 CPU cores, including the one-off FID statistics of emoji):
+    Example: the three rule families on emoji with the quick preset, the three cells at once:
       fwp ablate runs/rule-families --preset quick --rule delta --rule hebb --rule oja \\
-          --steps 1000 --fid-every 250 --fid-num 500 --jobs 3
+          --steps 1000 --fid-every 500 --fid-num 500 --jobs 3
     """
 
 
-def _root_plugins() -> tuple[str, ...]:
-    """The --plugin values given to `fwp` itself (the cells' processes import them too)."""
+def _root_plugins() -> list[str]:
+    """The --plugin values given to `fwp` itself (stored in the sweep for its cells)."""
     root = click.get_current_context().find_root()
-    return tuple(root.params.get("plugins") or ())
+    return list(root.params.get("plugins") or ())
 
 
-def _absolute_plugin(plugin: str) -> str:
-    return str(Path(plugin).resolve()) if plugin.endswith(".py") else plugin
-
-
-def _parse_gpus(text: str) -> list[str]:
-    gpus = [part.strip() for part in text.split(",") if part.strip()]
-    if not gpus or any(not g.isdigit() for g in gpus) or len(set(gpus)) != len(gpus):
-        raise ConfigError(f"--gpus expects distinct GPU ids such as 0,1,2; got {text!r}")
-    import torch
-
-    available = torch.cuda.device_count()
-    missing = [g for g in gpus if int(g) >= available]
-    if missing:
-        raise ConfigError(
-            f"--gpus {text}: this machine has {available} CUDA device(s); no GPU {missing[0]}"
-        )
-    return gpus
-
-
-def _sweep_spec(
+def _sweep_request(
     sweep_file: str | None,
     preset: str | None,
     config_file: str | None,
@@ -166,25 +113,24 @@ def _sweep_spec(
     rules: tuple[str, ...],
     seeds: str | None,
     assignments: tuple[str, ...],
-) -> SweepSpec:
+) -> SweepRequest:
     """The sweep file (if any), then the command line on top of it."""
-    spec = load_sweep_file(sweep_file) if sweep_file else SweepSpec()
-    for plugin in spec.plugins:
-        load_plugin(plugin)
-    spec.plugins = list(dict.fromkeys([*map(_absolute_plugin, _root_plugins()), *spec.plugins]))
-    if preset is not None:
-        spec.preset = preset
-    if config_file is not None:
-        spec.config_file = config_file
-    spec.options.update(options)
-    if rules:
-        spec.rules = list(rules)
-    if seeds is not None:
-        spec.seeds = parse_seeds(seeds)
-    for text in assignments:
+    axes: dict[str, list[Any]] = {}
+    for text in assignments:  # a later --set of the same option replaces an earlier one
         key, values = parse_axis(text)
-        spec.axes = [(k, v) for k, v in spec.axes if k != key] + [(key, values)]
-    return spec
+        axes.pop(key, None)
+        axes[key] = values
+    command_line = SweepRequest(
+        preset=preset,
+        config_file=config_file,
+        rules=list(rules) or None,
+        seeds=parse_seeds(seeds) if seeds is not None else None,
+        axes=list(axes.items()),
+        options=options,
+        plugins=_root_plugins(),
+    )
+    from_file = load_sweep_file(sweep_file) if sweep_file else SweepRequest()
+    return from_file.then(command_line)
 
 
 def _summary_table(summaries: list[ConfigSummary]) -> str:
@@ -214,8 +160,25 @@ def _echo_report(sweep_dir: Path) -> list[str]:
     """Rebuild the report, print the per-configuration table; return the failed cells' lines."""
     files = write_report(sweep_dir)
     click.echo(_summary_table(files.summaries))
-    click.echo(f"results: {files.markdown} (and {RESULTS_CSV}, {FID_PNG}, {PAINTINGS_PNG})")
+    click.echo(
+        f"results: {files.markdown} (and {RESULTS_CSV}, {FID_PNG}, {FID_CSV}, {PAINTINGS_PNG})"
+    )
     return [f"{r.name}: {r.error}" for r in files.results if r.status == "failed"]
+
+
+def _echo_dry_run(plan: SweepPlan, change: bool) -> None:
+    rows = list(describe_cells(plan))
+    click.echo(format_table(["cell", "rule", "options", "seed", "status"], rows))
+    if plan.changes:
+        click.echo(f"This changes the sweep stored in {plan.sweep_dir}:")
+        for line in plan.changes:
+            click.echo(f"  {line}")
+        if not change:
+            click.echo("Running it needs --change.")
+    click.echo(
+        f"{len(plan.cells)} cells in {plan.sweep_dir}; each trains for "
+        f"{budget_text(plan.cells[0].config)}. Nothing was run (--dry-run)."
+    )
 
 
 @ablate.command("run", context_settings={"max_content_width": 110})
@@ -250,23 +213,30 @@ def _echo_report(sweep_dir: Path) -> list[str]:
     "sweep_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="A TOML sweep file ([sweep] rules/seeds/preset/steps/minutes/fid_every/"
-    "fid_num/plugins/config, [sweep.set] swept options, [base.SECTION] fixed "
-    "options); "
-    "the command line adds to and overrides it.",
+    help="A TOML sweep file: [sweep] with rules, seeds, preset, steps, minutes, fid_every, "
+    "fid_num, plugins, config; [sweep.set] swept options; [base.SECTION] fixed options. "
+    "The command line adds to and overrides it.",
 )
 @click.option(
     "--preset",
     type=click.Choice(sorted(PRESETS)),
     default=None,
-    help="Base configuration of every cell [default: the sweep file's, else paper].",
+    help="Base configuration of every cell [default: the stored sweep's, else the sweep "
+    "file's, else paper].",
 )
 @click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="A TOML/JSON configuration file applied to every cell (as in fwp train).",
+    help="A TOML/JSON configuration file applied to every cell (as in fwp train); its "
+    "contents are stored in the sweep.",
+)
+@click.option(
+    "--change",
+    is_flag=True,
+    help="Allow this command to change the sweep stored in SWEEP_DIR (its cells, budget or "
+    "options); without it a re-run that differs is refused and told what differs.",
 )
 @click.option(
     "--jobs",
@@ -305,6 +275,7 @@ def run(
     sweep_file: str | None,
     preset: str | None,
     config_file: str | None,
+    change: bool,
     jobs: int,
     gpus: str | None,
     in_process: bool,
@@ -318,9 +289,11 @@ def run(
     The grid is rules x swept options x seeds; every cell shares one training budget (--steps
     and/or --minutes, whichever comes first) and one FID setting (--fid-every, --fid-num). The
     base configuration of every cell is built as in fwp train: --preset, --config, the options
-    below. Running the same command again skips finished cells and resumes the others; raising
-    --steps extends finished cells. A failing cell is recorded (SWEEP_DIR/CELL/cell.json,
-    train.log) and the others go on; the command then exits with status 1.
+    below. The sweep is stored in SWEEP_DIR/sweep.json: running `fwp ablate SWEEP_DIR` again
+    skips finished cells and resumes the others; options left out keep their stored values, and
+    changing the stored sweep (e.g. raising --steps to extend finished cells) needs --change. A
+    failing cell is recorded (SWEEP_DIR/CELL/cell.json, traceback.txt, train.log) and the others
+    go on; the command then exits with status 1.
 
     \b
     Sweep file (--sweep), TOML:
@@ -343,59 +316,29 @@ def run(
     }
     sweep_path = Path(sweep_dir).resolve()
     with user_errors():
-        if gpus is not None and jobs > 1:
-            raise ConfigError("--gpus places one cell per GPU; do not combine it with --jobs")
-        if in_process and (gpus is not None or jobs > 1):
-            raise ConfigError("--in-process trains one cell at a time; drop --jobs/--gpus")
-        gpu_ids: list[str] = []
-        if gpus is not None:
-            device = given.get("run.device", "auto")
-            if device not in ("auto", "cuda", "cuda:0"):
-                raise ConfigError(
-                    f"with --gpus every cell sees its one GPU as cuda:0; drop --device {device}"
-                )
-            given["run.device"] = "cuda"
-            if not dry_run:
-                gpu_ids = _parse_gpus(gpus)
-        spec = _sweep_spec(sweep_file, preset, config_file, given, rules, seeds, assignments)
-        cells = expand(spec, sweep_path)
+        schedule = Schedule(
+            jobs=jobs, gpus=parse_gpus(gpus) if gpus is not None else (), in_process=in_process
+        )
+        request = _sweep_request(sweep_file, preset, config_file, given, rules, seeds, assignments)
+        plan = plan_sweep(sweep_path, request)
+        schedule.check_cells(plan.cells)
     if dry_run:
-        rows = list(describe_cells(cells))
-        click.echo(format_table(["cell", "rule", "options", "seed", "status"], rows))
-        run_cfg = cells[0].config.run
-        budget = f"{run_cfg.steps:,} steps" + (
-            f" or {run_cfg.minutes:g} minutes" if run_cfg.minutes else ""
-        )
-        fid = (
-            f"FID every {run_cfg.fid_every:,} steps on {run_cfg.fid_num:,} samples"
-            if run_cfg.fid_every
-            else "no FID"
-        )
-        click.echo(
-            f"{len(cells)} cells in {sweep_path}; each trains for {budget}; {fid}. "
-            f"Nothing was run (--dry-run)."
-        )
+        with user_errors():
+            _echo_dry_run(plan, change)
         return
-    launcher = TrainLauncher(tuple(spec.plugins))
     try:
         with user_errors():
+            schedule.check_devices()
             summary = run_sweep(
-                cells,
-                launcher,
-                jobs=jobs,
-                gpus=gpu_ids,
-                in_process=in_process,
-                retry_failed=retry_failed,
-                progress=not quiet,
+                plan, schedule, change=change, retry_failed=retry_failed, progress=not quiet
             )
     except KeyboardInterrupt:
         with user_errors():
             _echo_report(sweep_path)
-        click.echo("ablate: interrupted; run the same command again to resume", err=True)
+        click.echo("ablate: interrupted; run `fwp ablate SWEEP_DIR` again to resume", err=True)
         raise SystemExit(130) from None
-    trained = len(summary.done)
     click.echo(
-        f"ablate: {len(cells)} cells in {sweep_path}: {trained} trained, "
+        f"ablate: {len(plan.cells)} cells in {sweep_path}: {len(summary.done)} trained, "
         f"{len(summary.skipped)} already done, {len(summary.failed)} failed"
         + (f", {len(summary.busy)} busy in another sweep process" if summary.busy else "")
     )
@@ -404,15 +347,15 @@ def run(
     if summary.failed:
         lines = "\n".join(f"  {name}: {error}" for name, error in summary.failed.items())
         raise click.ClickException(
-            f"{len(summary.failed)} of {len(cells)} cells failed (details in "
-            f"SWEEP_DIR/CELL/cell.json and train.log):\n{lines}"
+            f"{len(summary.failed)} of {len(plan.cells)} cells failed (details in "
+            f"SWEEP_DIR/CELL/cell.json, {TRACEBACK_FILE} and train.log):\n{lines}"
         )
 
 
 @ablate.command("report")
 @click.argument("sweep_dir", type=click.Path(exists=True, file_okay=False))
 def report(sweep_dir: str) -> None:
-    """Rebuild results.csv, results.md, fid_curves.png and paintings.png of SWEEP_DIR.
+    """Rebuild results.csv, results.md, fid_curves.png/.csv and paintings.png of SWEEP_DIR.
 
     Reads whatever is on disk, so it also works on a sweep that is still running, was
     interrupted, or had failures.

@@ -87,6 +87,15 @@ def tiny_config(**overrides) -> TrainConfig:
     return build_config("quick", options=options)
 
 
+def tiny_sweep_request(**fields):
+    """A sweep request of the quick preset with the TINY options (``fields`` of
+    :class:`~fwp.gan.sweep.SweepRequest` on top)."""
+    from fwp.gan.sweep import SweepRequest
+
+    fields.setdefault("options", dict(TINY))
+    return SweepRequest(preset="quick", **fields)
+
+
 def random_inception_weights(path, seed: int = 0):
     """A randomly initialised FID Inception state dict (pytorch-fid layout) saved at ``path``.
 

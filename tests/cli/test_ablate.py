@@ -17,8 +17,8 @@ from PIL import Image
 
 from fwp.cli.main import cli
 from fwp.gan import trainer
-from fwp.gan.ablation import PALETTE, read_state, write_state
 from fwp.gan.checkpoint import load_generator
+from fwp.gan.sweep import PALETTE, TRACEBACK_FILE, read_state, read_sweep, write_state
 
 TINY_SWEEP = TINY_CLI_SHORT_RUN
 
@@ -124,8 +124,8 @@ def test_interrupted_sweep_resumes_unfinished_cells_only(tmp_path, monkeypatch):
     assert result.exit_code == 130, result.output
     assert read_state(path / "delta-seed0").status == "done"
     interrupted = read_state(path / "delta-seed1")
-    assert interrupted.status == "pending" and "interrupted" in interrupted.error
-    assert "1 done, 1 pending" in (path / "results.md").read_text()
+    assert interrupted.status == "interrupted" and interrupted.error is None
+    assert "1 done, 1 interrupted" in (path / "results.md").read_text()
 
     # as if the sweep had been killed outright: a "running" cell whose owner is gone
     interrupted.status = "running"
@@ -148,12 +148,18 @@ def test_interrupted_sweep_resumes_unfinished_cells_only(tmp_path, monkeypatch):
     resumed = read_state(path / "delta-seed1")
     assert resumed.status == "done" and resumed.attempts == 2 and resumed.final_step == 4
 
-    # a larger budget extends finished cells
+    # a larger budget extends finished cells, once the change of the stored sweep is confirmed
     longer = [a if a != "4" else "6" for a in args]
-    assert "budget changed" in invoke(*longer, "--dry-run").output
-    result = invoke(*longer)
-    assert result.exit_code == 0 and "2 trained" in result.output
+    preview = invoke(*longer, "--dry-run").output
+    assert "budget changed" in preview and "run.steps: 4 -> 6" in preview
+    refused = invoke(*longer)
+    assert refused.exit_code != 0 and "run.steps: 4 -> 6" in refused.output
+    assert "--change" in refused.output
+    assert (path / "delta-seed0" / "checkpoints" / "last.pt").stat().st_mtime_ns == finished
+    result = invoke(*longer, "--change")
+    assert result.exit_code == 0 and "2 trained" in result.output, result.output
     assert [read_state(path / f"delta-seed{s}").final_step for s in (0, 1)] == [6, 6]
+    assert read_sweep(path).spec.options["run.steps"] == 6
 
 
 PLUGIN = '''
@@ -207,8 +213,13 @@ def test_a_failing_cell_does_not_stop_the_others(tmp_path, mode):
         "ablate_exploding-seed0: RuntimeError: boom: the exploding rule exploded" in result.output
     )
     failed = read_state(path / "ablate_exploding-seed0")
-    assert failed.status == "failed" and "boom" in failed.error
-    assert "ablate_exploding_plugin.py" in failed.traceback  # the tail names the plugin's line
+    assert failed.status == "failed" and failed.error.type == "RuntimeError"
+    assert failed.error.message == "boom: the exploding rule exploded"
+    assert failed.error.traceback_file == TRACEBACK_FILE
+    traceback_text = (path / "ablate_exploding-seed0" / TRACEBACK_FILE).read_text()
+    assert traceback_text.startswith("Traceback (most recent call last)")
+    assert "ablate_exploding_plugin.py" in traceback_text  # it names the plugin's line
+    assert read_sweep(path).spec.plugins == [str(plugin.resolve())]
     assert read_state(path / "delta-seed0").status == "done"
     markdown = (path / "results.md").read_text()
     assert "## Failed cells" in markdown and "the exploding rule exploded" in markdown
@@ -265,6 +276,15 @@ def test_report_is_rebuilt_from_a_partial_sweep(sweep, tmp_path):
     assert "4 cells: 2 done, 1 interrupted, 1 pending." in markdown
     assert "| delta | delta | – | 1/2 |" in markdown
 
+    fid_rows = [
+        (r["configuration"], r["step"], r["fid_mean"]) for r in read_csv(path / "fid_curves.csv")
+    ]
+    assert fid_rows == [
+        ("delta", "2", "110"),
+        ("delta", "4", "85"),
+        ("hebb", "2", "60"),
+        ("hebb", "4", "70"),
+    ]
     plot = Image.open(path / "fid_curves.png").convert("RGB")
     colours = {colour for _, colour in plot.getcolors(maxcolors=1 << 20)}
     assert PALETTE[0] in colours and PALETTE[1] in colours  # one line per configuration

@@ -1,34 +1,41 @@
-"""fwp.gan.ablation without training: the grid, cell names, sweep files, state and pictures."""
+"""fwp.gan.sweep without training: the grid, cell names, sweep files, state, scheduling and
+pictures."""
 
 import json
 import os
+import signal
 import sys
 
 import pytest
-from fwp_test_utils import TINY
+from fwp_test_utils import TINY, tiny_config
+from fwp_test_utils import tiny_sweep_request as request
+from PIL import Image
 
-from fwp.gan.ablation import (
+from fwp.gan.config import ConfigError, config_changes
+from fwp.gan.sweep import (
     CellResult,
+    Schedule,
     SweepProgress,
+    SweepRequest,
     SweepSpec,
-    _error_from_log,
     cell_status,
-    config_changes,
-    draw_fid_curves,
     draw_paintings,
     expand,
     fid_series,
     load_sweep_file,
-    nice_ticks,
     parse_axis,
     parse_seeds,
+    plan_sweep,
+    plot_fid_curves,
     read_state,
     run_sweep,
     split_values,
     summarize,
     write_state,
 )
-from fwp.gan.config import ConfigError
+from fwp.gan.sweep.launch import ERROR_FILE, error_from_child
+from fwp.gan.sweep.plots import FID_PLOT_SIZE, save_figure
+from fwp.gan.sweep.state import EXITED, KILLED_BY_SIGNAL, TRACEBACK_FILE, new_state
 
 
 def spec(**kwargs) -> SweepSpec:
@@ -135,12 +142,14 @@ def test_sweep_file(tmp_path):
         '[sweep.set]\n"painter.steps" = [4, 6]\n"optim.ema_decay" = 0.9\n'
         "[base.painter]\nrule_options = {}\n[base.run]\nfid_num = 100\n"
     )
-    loaded = load_sweep_file(path)
+    loaded = load_sweep_file(path)  # a request: what the file gives, nothing else
     assert loaded.preset == "quick" and loaded.rules == ["delta", "oja*"]
     assert loaded.seeds == [0, 1]
     assert loaded.axes == [("painter.steps", [4, 6]), ("optim.ema_decay", [0.9])]
     assert loaded.options == {"run.minutes": 1.5, "painter.rule_options": {}, "run.fid_num": 100}
     assert loaded.plugins == [str((tmp_path / "rules" / "mine.py").resolve()), "some.module"]
+    assert loaded.config_file is None
+    assert load_sweep_file(path).then(SweepRequest(seeds=[3])).seeds == [3]
     path.write_text("[sweep]\nrule = 'delta'\n")
     with pytest.raises(ConfigError, match=r"unknown \[sweep\] key\(s\) \['rule'\]"):
         load_sweep_file(path)
@@ -150,16 +159,16 @@ def test_sweep_file(tmp_path):
 
 
 def test_config_changes_lists_only_differences():
-    saved = {"run": {"steps": 4, "seed": 0}, "painter": {"steps": 6}, "preset": "quick"}
-    requested = {"run": {"steps": 8, "seed": 0}, "painter": {"steps": 6}, "preset": "paper"}
+    saved = tiny_config(run__steps=4)
+    requested = tiny_config(run__steps=8)
+    requested.preset = "paper"  # a label, not an option
     assert config_changes(saved, requested) == {"run.steps": 8}
+    assert config_changes(saved, tiny_config(run__steps=4)) == {}
 
 
 def test_cell_state_round_trip_and_stale_running(tmp_path):
     (cell,) = expand(spec(), tmp_path)
-    from fwp.gan.ablation import _new_state
-
-    state = _new_state(cell)
+    state = new_state(cell)
     state.status, state.owner = "running", {"pid": 2**22 + 12345, "host": "elsewhere"}
     write_state(cell.run_dir, state)
     loaded = read_state(cell.run_dir)
@@ -169,25 +178,50 @@ def test_cell_state_round_trip_and_stale_running(tmp_path):
     assert json.loads((cell.run_dir / "cell.json").read_text())["budget"]["run.steps"] == 6
 
 
-def test_error_from_log():
-    log = (
-        'fwp: run directory x\nTraceback (most recent call last):\n  File "a.py", line 1\n'
-        "    boom()\n    ^^^^^^\nfwp.gan.trainer.TrainingError: non-finite loss (g_loss)\n"
+def test_error_from_child(tmp_path):
+    error_file = tmp_path / ERROR_FILE
+    error_file.write_text(
+        json.dumps(
+            {
+                "type": "TrainingError",
+                "message": "non-finite loss (g_loss)",
+                "traceback": 'Traceback (most recent call last):\n  File "a.py", line 1\n',
+            }
+        )
     )
-    message, tail = _error_from_log(log, 1)
-    assert message == "fwp.gan.trainer.TrainingError: non-finite loss (g_loss)"
-    assert "^^^" not in tail and "boom()" in tail
-    assert _error_from_log("Error: unknown dataset 'x'\n", 1)[0] == "unknown dataset 'x'"
-    assert _error_from_log("", -9)[0] == "killed by SIGKILL (out of memory?)"
-    assert _error_from_log("", 3)[0] == "training exited with status 3"
+    error = error_from_child(tmp_path, 1, error_file)
+    assert (error.type, error.message, error.exit_status) == (
+        "TrainingError",
+        "non-finite loss (g_loss)",
+        1,
+    )
+    assert error.headline() == "TrainingError: non-finite loss (g_loss)"
+    assert error.traceback_file == TRACEBACK_FILE
+    assert 'File "a.py"' in (tmp_path / TRACEBACK_FILE).read_text()
+    assert not error_file.exists()  # read once, then the cell.json holds it
+    killed = error_from_child(tmp_path, -signal.SIGKILL, error_file)
+    assert killed.type == KILLED_BY_SIGNAL and killed.signal == "SIGKILL"
+    assert killed.headline() == "killed by SIGKILL (out of memory?)"
+    assert killed.exit_status == -9 and killed.traceback_file is None
+    error_file.write_text("{not json")  # an unusable record counts as none
+    exited = error_from_child(tmp_path, 3, error_file)
+    assert exited.type == EXITED and exited.exit_status == 3
+    assert exited.headline().startswith("training exited with status 3 without an error record")
 
 
-def test_nice_ticks():
-    assert nice_ticks(0, 1000, 5) == [0, 200, 400, 600, 800, 1000]
-    assert nice_ticks(43.2, 97.1, 5) == [40, 60, 80, 100]
-    assert nice_ticks(5, 5) == [5, 6, 7, 8, 9, 10]
-    assert nice_ticks(0, 2, 6) == [0, 0.5, 1, 1.5, 2]
-    assert nice_ticks(0, 2, 6, integer=True) == [0, 1, 2]
+def test_fid_plot_axes_cover_every_series():
+    results = [
+        _result("a-seed0", "a", 0, curve=[(500, 80.0), (1000, 60.0)]),
+        _result("a-seed1", "a", 1, curve=[(500, 90.0), (1000, 70.0)]),
+        _result("b-seed0", "b", 0, curve=[(500, 120.0), (1000, 110.0)]),
+    ]
+    figure = plot_fid_curves(fid_series(results))
+    (axes,) = figure.axes
+    assert axes.get_xlabel() == "training step" and axes.get_ylabel() == "FID"
+    low, high = axes.get_ylim()
+    assert low <= 85.0 - 7.08 and high >= 110.0  # the band of a and the line of b
+    left, right = axes.get_xlim()
+    assert left == 0 and right >= 1000
 
 
 def _result(name, configuration, seed, status="done", curve=(), **values):
@@ -203,7 +237,7 @@ def _result(name, configuration, seed, status="done", curve=(), **values):
     )
 
 
-def test_summaries_and_pictures_handle_missing_values():
+def test_summaries_and_pictures_handle_missing_values(tmp_path):
     results = [
         _result("a-seed0", "a", 0, final_fid=10.0, steps=4, curve=[(2, 20.0), (4, 10.0)]),
         _result("a-seed1", "a", 1, final_fid=14.0, steps=4, curve=[(2, 30.0), (4, 14.0)]),
@@ -215,9 +249,10 @@ def test_summaries_and_pictures_handle_missing_values():
     (series,) = fid_series(results)
     assert series.steps == [2, 4] and series.mean == [25.0, 12.0]
     assert series.std[0] == pytest.approx(7.0710678)
-    plot = draw_fid_curves([series])
-    assert plot.size == (960, 560) and plot.mode == "RGB"
-    assert draw_fid_curves([]).size == (960, 560)
+    for name, curves in (("one.png", [series]), ("none.png", [])):
+        save_figure(plot_fid_curves(curves), tmp_path / name)
+        with Image.open(tmp_path / name) as plot:
+            assert plot.size == FID_PLOT_SIZE == (960, 560) and plot.format == "PNG"
     paintings = draw_paintings(results)  # no samples on disk: placeholders
     assert paintings.height > 2 * 128
 
@@ -230,15 +265,16 @@ def test_progress_eta():
 
 
 class ScriptLauncher:
-    """Runs a small Python script per cell instead of training (argv[1] is the run directory)."""
+    """Runs a small Python script per cell instead of training (argv[1] is the run directory,
+    argv[2] the error file)."""
 
     def __init__(self, scripts: dict[str, str]) -> None:
         self.scripts = scripts
 
-    def argv(self, cell) -> list[str]:
-        return [sys.executable, "-c", self.scripts[cell.name], str(cell.run_dir)]
+    def command(self, cell, error_file) -> list[str]:
+        return [sys.executable, "-c", self.scripts[cell.name], str(cell.run_dir), str(error_file)]
 
-    def run_inline(self, cell) -> None:  # pragma: no cover - these tests use child processes
+    def train_inline(self, cell) -> None:  # pragma: no cover - these tests use child processes
         raise AssertionError("not used")
 
 
@@ -250,11 +286,12 @@ ENV_PROBE = (
 
 
 def test_scheduler_places_one_cell_per_gpu(tmp_path):
-    cells = expand(spec(seeds=[0, 1, 2]), tmp_path)
+    plan = plan_sweep(tmp_path, request(seeds=[0, 1, 2], options={**TINY, "run.device": "auto"}))
+    cells = plan.cells
     summary = run_sweep(
-        cells,
-        ScriptLauncher({c.name: ENV_PROBE for c in cells}),
-        gpus=["3", "5"],
+        plan,
+        Schedule(gpus=("3", "5")),
+        launcher=ScriptLauncher({c.name: ENV_PROBE for c in cells}),
         progress=False,
         poll_s=0.05,
     )
@@ -265,35 +302,64 @@ def test_scheduler_places_one_cell_per_gpu(tmp_path):
         state = read_state(cell.run_dir)
         assert state.status == "done" and state.device.startswith("cuda (GPU")
         assert state.parameters > 0 and state.owner == {}
+        assert json.loads((cell.run_dir / "config.json").read_text())["run"]["device"] == "cuda"
     assert json.loads((tmp_path / "sweep.json").read_text())["cells"] == [c.name for c in cells]
     with pytest.raises(ConfigError, match="do not combine"):
-        run_sweep(cells, ScriptLauncher({}), gpus=["0"], jobs=2)
+        Schedule(gpus=("0",), jobs=2)
+    with pytest.raises(ConfigError, match="drop --device cpu"):
+        Schedule(gpus=("0",)).check_cells(expand(spec(), tmp_path))
+
+
+#: what ``python -m fwp.gan.run --error-file FILE`` does when training raises
+RAISE_AND_RECORD = """
+import json, sys, traceback
+try:
+    raise MemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+except MemoryError as err:
+    record = {"type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}
+    open(sys.argv[2], "w").write(json.dumps(record))
+    sys.exit(1)
+"""
 
 
 def test_scheduler_records_each_kind_of_failure(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    cells = expand(spec(seeds=[0, 1, 2, 3]), tmp_path)
+    plan = plan_sweep(tmp_path, request(seeds=[0, 1, 2, 3, 4]))
+    cells = plan.cells
     scripts = {
         cells[0].name: ENV_PROBE,
-        cells[1].name: "import sys; print('Error: the data folder is empty'); sys.exit(1)",
+        cells[1].name: "import sys; print('the data folder is empty'); sys.exit(1)",
         cells[2].name: "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
-        cells[3].name: "raise MemoryError('CUDA out of memory. Tried to allocate 2 GiB')",
+        cells[3].name: RAISE_AND_RECORD,
+        cells[4].name: RAISE_AND_RECORD.replace("MemoryError", "KeyboardInterrupt"),
     }
-    summary = run_sweep(cells, ScriptLauncher(scripts), jobs=2, progress=False, poll_s=0.05)
+    jobs = Schedule(jobs=2)
+    launcher = ScriptLauncher(scripts)
+    summary = run_sweep(plan, jobs, launcher=launcher, progress=False, poll_s=0.05)
     assert summary.done == [cells[0].name]
     assert summary.failed == {
-        cells[1].name: "the data folder is empty",
+        cells[1].name: "training exited with status 1 without an error record (see train.log)",
         cells[2].name: "killed by SIGKILL (out of memory?)",
         cells[3].name: "MemoryError: CUDA out of memory. Tried to allocate 2 GiB",
     }
     threads = (cells[0].run_dir / "env.txt").read_text().split()[1]
     assert threads == str(max(1, (os.cpu_count() or 1) // 2))
     failed = read_state(cells[3].run_dir)
-    assert failed.status == "failed" and "Traceback" in failed.traceback
+    assert failed.status == "failed" and failed.error.type == "MemoryError"
+    assert failed.error.message == "CUDA out of memory. Tried to allocate 2 GiB"
+    traceback_text = (cells[3].run_dir / failed.error.traceback_file).read_text()
+    assert "Traceback" in traceback_text and "MemoryError" in traceback_text
+    assert not (cells[3].run_dir / ERROR_FILE).exists()
+    killed = read_state(cells[2].run_dir).error
+    assert (killed.type, killed.signal, killed.exit_status) == (KILLED_BY_SIGNAL, "SIGKILL", -9)
+    assert read_state(cells[1].run_dir).error.exit_status == 1
+    stopped = read_state(cells[4].run_dir)  # a child stopped by SIGINT: resumed, not failed
+    assert stopped.status == "interrupted" and stopped.error is None
     assert "=== attempt 1" in (cells[3].run_dir / "train.log").read_text()
+    assert "the data folder is empty" in (cells[1].run_dir / "train.log").read_text()
     # skip failed cells on request; retry them by default
     again = run_sweep(
-        cells, ScriptLauncher(scripts), jobs=2, progress=False, poll_s=0.05, retry_failed=False
+        plan, jobs, launcher=launcher, progress=False, poll_s=0.05, retry_failed=False
     )
     assert len(again.failed) == 3 and again.skipped == []
     assert again.done == [cells[0].name]  # retrained: a script leaves no checkpoint behind
@@ -302,7 +368,7 @@ def test_scheduler_records_each_kind_of_failure(tmp_path, monkeypatch):
 
 def test_fid_reference_statistics_are_prepared_once(tmp_path, monkeypatch):
     from fwp.gan import metrics
-    from fwp.gan.ablation import prepare_fid_references
+    from fwp.gan.sweep import prepare_fid_references
 
     calls = []
     monkeypatch.setattr(
