@@ -7,6 +7,7 @@ import click
 from fwp.rules import list_rules, load_plugin
 
 from .ablate_cmd import ablate
+from .checkpoint_cmd import checkpoint
 from .common import format_table, user_errors
 from .data_cmd import data
 from .fid_cmd import fid
@@ -57,3 +58,4 @@ cli.add_command(paint)
 cli.add_command(data)
 cli.add_command(fid)
 cli.add_command(ablate)
+cli.add_command(checkpoint)
