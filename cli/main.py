@@ -8,6 +8,7 @@ from fwp.gan.plugins import load_plugins
 from fwp.rules import PLUGIN_HINT, get_spec, list_rules
 
 from .ablate_cmd import ablate
+from .checkpoint_cmd import checkpoint
 from .common import format_table, user_errors
 from .data_cmd import data
 from .fid_cmd import fid
@@ -100,3 +101,4 @@ cli.add_command(paint)
 cli.add_command(data)
 cli.add_command(fid)
 cli.add_command(ablate)
+cli.add_command(checkpoint)

@@ -466,16 +466,36 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a .toml or .json configuration file into a nested mapping."""
+    """Read a .toml or .json configuration file into a nested mapping {section: {name: value}}.
+
+    Raises:
+        ConfigError: naming the file and what is wrong: missing or unreadable, bad TOML/JSON
+            (with its line), not a table of sections, or an unknown section, option or value.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file {str(path)!r} does not exist")
     try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text())
-        return tomllib.loads(path.read_text())
-    except (ValueError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"cannot parse configuration file {str(path)!r}: {err}") from err
+        text = path.read_text(encoding="utf-8")
+        values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (OSError, ValueError) as err:  # JSON, TOML and UTF-8 errors are ValueErrors
+        raise ConfigError(f"cannot parse configuration file {str(path)!r}: {err}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"configuration file {str(path)!r} must hold [section] tables of options; "
+            f"got {type(values).__name__}"
+        )
+    for section, entries in values.items():
+        if section != "preset" and not isinstance(entries, dict):
+            raise ConfigError(
+                f"configuration file {str(path)!r}: [{section}] must be a table of options; "
+                f"got {entries!r}"
+            )
+    try:  # every name and value is checked here, so that errors name this file
+        apply_nested(TrainConfig(), values, origin=str(path))
+    except ConfigError as err:
+        raise ConfigError(f"configuration file {str(path)!r}: {err}") from None
+    return values
 
 
 #: presets as nested overrides of the defaults (the defaults are the paper's main setting).

@@ -14,10 +14,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
-from .config import ConfigError, TrainConfig
+from .config import SECTIONS, ConfigError, TrainConfig, set_option
 from .files import atomic_write_json
 from .plugins import load_recorded_plugins
 
@@ -96,16 +97,19 @@ class RunDir:
         return self.last_checkpoint.is_file()
 
     def read_config(self) -> TrainConfig:
-        """The resolved configuration saved in the run, with a clear error when it is unusable."""
+        """The resolved configuration saved in the run.
+
+        Raises:
+            ConfigError: naming ``config.json`` and what is wrong: not a run, unreadable or bad
+                JSON, a missing or unknown section or option, a value of the wrong type.
+        """
         if not self.is_run():
             raise ConfigError(self._not_a_run())
         try:
-            values = json.loads(self.config_file.read_text())
+            values = json.loads(self.config_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as err:
             raise ConfigError(f"{self.config_file} is not readable JSON ({err})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{self.config_file} must hold a JSON object of configuration tables")
-        config = TrainConfig.from_dict(values)
+        config = config_from_saved(values, str(self.config_file))
         load_recorded_plugins(config.run.plugins, where=f"run {self.path}")
         return config
 
@@ -160,3 +164,72 @@ def resolve_checkpoint(run_dir_or_checkpoint: str | Path, best: bool = False) ->
     if not path.is_dir():
         raise FileNotFoundError(f"{str(path)!r} is neither a run directory nor a checkpoint file")
     return RunDir(path).checkpoint(best=best)
+
+
+#: the Python types a saved option may hold, by the type of the option's default
+_SAVED_TYPES: dict[type, tuple[type, ...]] = {
+    bool: (bool,),
+    int: (int,),
+    float: (float, int),
+    str: (str,),
+    list: (list,),
+    dict: (dict,),
+}
+
+
+def config_from_saved(values: Any, source: str) -> TrainConfig:
+    """The configuration a run saved (its ``config.json``, or a checkpoint's ``config`` entry):
+    no unknown section or option, each option of its type, with no conversion (``"3"`` is not an
+    integer here, unlike on the command line). A section or option the file lacks takes its
+    default: it was added to fwp after the run was saved, and new options default to the
+    behaviour fwp had before them.
+
+    Args:
+        values: the parsed JSON (or checkpoint entry).
+        source: how errors name it (the file, or "FILE (its configuration)").
+
+    Raises:
+        ConfigError: ``source: what is wrong``, naming the section or the option.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{source} must hold a table of configuration sections; got {type(values).__name__}"
+        )
+    unknown = sorted(str(key) for key in values if key not in SECTIONS and key != "preset")
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown section {unknown[0]!r}; sections are {', '.join(SECTIONS)}"
+        )
+    if not isinstance(values.get("preset", ""), str):
+        raise ConfigError(f"{source}: preset must be a string")
+    config = TrainConfig()
+    for section in SECTIONS:
+        if section not in values:
+            continue
+        entries = values[section]
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{source}: section {section!r} must be a table of options")
+        defaults = getattr(config, section)
+        names = {f.name for f in fields(defaults)}
+        unknown = sorted(str(name) for name in entries if name not in names)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown option {section}.{unknown[0]}; options of {section!r}: "
+                f"{', '.join(sorted(names))}"
+            )
+        for name in sorted(names):
+            where = f"{section}.{name}"
+            default = getattr(defaults, name)
+            if name not in entries:
+                continue
+            value = entries[name]
+            allowed = _SAVED_TYPES.get(type(default))
+            if allowed is not None and type(value) not in allowed:
+                kind = type(default).__name__
+                raise ConfigError(f"{source}: {where} must be of type {kind}; got {value!r}")
+            try:
+                set_option(config, where, value)
+            except ConfigError as err:
+                raise ConfigError(f"{source}: {err}") from None
+    config.preset = values.get("preset", config.preset)
+    return config

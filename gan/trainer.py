@@ -23,7 +23,7 @@ from torch import Tensor
 
 from fwp.painters import Generator
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import DataStream, load_images
 from .ema import ema_update
@@ -127,16 +127,16 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The whole training state as plain data (the checkpoint format adds its marker)."""
         return {
-            "version": 1,
             "config": self.config.to_dict(),
             "step": self.step,
-            "elapsed": self.elapsed,
+            "elapsed": float(self.elapsed),
             "objective": self.objective.state_dict(),
             "ema": self.ema.state_dict(),
             "rng": rng_state(),
             "data": self.stream.state_dict(),
-            "best_fid": self.best_fid,
+            "best_fid": None if self.best_fid is None else float(self.best_fid),
             "nan_retries": self.nan_retries,
         }
 
@@ -150,7 +150,15 @@ class Trainer:
         self.best_fid = state["best_fid"]
 
     def restore(self, path: Path) -> None:
-        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        """Continue from the checkpoint at ``path`` (read by the one safe loader)."""
+        state = load_checkpoint(path, map_location=self.device)
+        try:
+            self.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError) as err:
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} does not fit this run ({first_line})"
+            ) from err
         self.metrics.truncate_after(self.step)
 
     def save_checkpoint(self, best: bool = False) -> None:
