@@ -451,10 +451,19 @@ def flatten_config(config: TrainConfig) -> dict[str, Any]:
     }
 
 
+#: options fwp records about a run rather than takes as requests (where its rule code came from)
+RECORDED_OPTIONS = frozenset({"run.plugins"})
+
+
 def config_changes(saved: TrainConfig, requested: TrainConfig) -> dict[str, Any]:
-    """``{"section.name": requested value}`` for the options where ``requested`` differs."""
+    """``{"section.name": requested value}`` for the options where ``requested`` differs
+    (options fwp records, :data:`RECORDED_OPTIONS`, are no requests and never differ)."""
     old, new = flatten_config(saved), flatten_config(requested)
-    return {key: value for key, value in new.items() if old[key] != value}
+    return {
+        key: value
+        for key, value in new.items()
+        if old[key] != value and key not in RECORDED_OPTIONS
+    }
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -16,12 +16,18 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from fwp.rules import load_plugin
+from fwp.rules import list_rules, load_plugin
 
 _HASH_MARK = "#sha256="
 
 #: records of the plugins loaded in this process, in load order
 _LOADED: list[str] = []
+#: the rules each loaded plugin registered
+_RULES_OF: dict[str, set[str]] = {}
+
+
+def _registered() -> set[str]:
+    return {spec.name for spec in list_rules()}
 
 
 def _file_hash(path: Path) -> str:
@@ -40,17 +46,19 @@ def load_plugins(specs: Iterable[str]) -> list[str]:
     """Import plugins (module names or ``.py`` files) and remember their records."""
     records = []
     for spec in specs:
+        before = _registered()
         load_plugin(spec)
         record = plugin_record(spec)
         if record not in _LOADED:
             _LOADED.append(record)
+        _RULES_OF.setdefault(record, set()).update(_registered() - before)
         records.append(record)
     return records
 
 
-def loaded_plugins() -> list[str]:
-    """Records of every plugin loaded in this process (what a new run records)."""
-    return list(_LOADED)
+def plugins_of_rule(rule: str) -> list[str]:
+    """Records of the loaded plugins that registered ``rule`` (what a run of it records)."""
+    return [record for record in _LOADED if rule in _RULES_OF.get(record, ())]
 
 
 def load_recorded_plugins(records: Iterable[str], where: str, announce: bool = True) -> None:
@@ -76,5 +84,4 @@ def load_recorded_plugins(records: Iterable[str], where: str, announce: bool = T
             continue
         if announce:
             print(f"fwp: loading plugin {path} recorded in {where}", file=sys.stderr)
-        load_plugin(str(path))
-        _LOADED.append(record)
+        load_plugins([str(path)])

@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig, flatten_config, set_option
 from .data import dataset_identity
 from .files import atomic_write_json
-from .plugins import loaded_plugins
+from .plugins import plugins_of_rule
 from .rundir import RunDir
 from .runtime import pick_device
 from .trainer import TrainResult, train
@@ -47,29 +47,37 @@ RESUMABLE = frozenset(
         "run.strip_latents",
         "run.max_nan_retries",
         "run.tensorboard",
+        "run.plugins",  # where the rule code comes from, not what is trained
     }
 )
 
 
-def check_runnable(config: TrainConfig) -> None:
-    """Everything that can be checked before any work: the configuration's values, that its
-    device exists here, and that its data source can be read (nothing is decoded)."""
+def check_data(config: TrainConfig) -> None:
+    """The configuration's values, and that its data source can be read (nothing decoded)."""
     config.validate()
-    pick_device(config.run.device)
     dataset_identity(config.data.source, config.data.size, config.data.channels)
 
 
+def check_runnable(config: TrainConfig) -> None:
+    """Everything that can be checked before training here: :func:`check_data`, and that the
+    configured device exists on this machine."""
+    check_data(config)
+    pick_device(config.run.device)
+
+
 def new_run(config: TrainConfig, run_dir: str | Path) -> RunDir:
-    """Create a run directory holding ``config`` (with the plugins loaded in this process
-    recorded in ``run.plugins``); refuses a folder that already holds a run."""
+    """Create a run directory holding ``config`` (with the plugin that registered its rule,
+    if any, recorded in ``run.plugins``); refuses a folder that already holds a run."""
     run = RunDir(run_dir)
     if run.checkpoint_dir.is_dir():
         raise ConfigError(
             f"run directory {str(run.path)!r} already holds a run; continue it with "
             f"--resume {run.path} or choose another --run-dir"
         )
-    config.run.plugins = list(dict.fromkeys([*config.run.plugins, *loaded_plugins()]))
-    check_runnable(config)
+    config.run.plugins = list(
+        dict.fromkeys([*config.run.plugins, *plugins_of_rule(config.painter.rule)])
+    )
+    check_data(config)  # the device is checked where the run trains (a sweep's cell process)
     run.write_config(config)
     return run
 

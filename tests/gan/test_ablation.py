@@ -104,13 +104,11 @@ def test_expand_orders_and_names_cells(tmp_path):
 
 
 def test_cell_names_are_safe_and_unique(tmp_path):
-    cells = expand(
-        spec(axes=[("objective.augment", ["a b", "a_b", "translation,cutout"])]), tmp_path
-    )
+    cells = expand(spec(axes=[("data.source", ["a b", "a_b", "emoji,textures"])]), tmp_path)
     names = [c.name for c in cells]
     assert len(set(names)) == 3
-    assert names[0] == "delta-objective.augment=a_b-seed0"
-    assert names[1].startswith("delta-objective.augment=a_b-") and names[1] != names[0]
+    assert names[0] == "delta-data.source=a_b-seed0"
+    assert names[1].startswith("delta-data.source=a_b-") and names[1] != names[0]
     assert all("/" not in n and " " not in n and "," not in n for n in names)
     folder = "/data/" + "very-long-folder-name/" * 8
     cells = expand(spec(axes=[("data.source", ["emoji", folder])]), tmp_path)

@@ -93,7 +93,7 @@ def test_unreadable_config_json(run, content, message):
 
 
 def test_a_folder_without_config_json_is_not_a_run(tmp_path):
-    with pytest.raises(ConfigError, match=r"is not a run directory: it has no config\.json"):
+    with pytest.raises(ConfigError, match=r"is not a run directory \(it has no config\.json\)"):
         RunDir(tmp_path).read_config()
 
 
