@@ -1,9 +1,11 @@
-"""Painters: input generators, the LSTM controller, the Painter engine and the U-Net refiner."""
+"""Painters: input generators, controllers, the Painter engine and the U-Net refiner."""
 
-from .controller import LSTMController
+from .controller import LSTMController, TransformerController
 from .generator import Generator
-from .inputs import ChunkedLatentInput, RepeatedLatentInput
+from .inputs import ChunkedLatentInput, RepeatedLatentInput, SplitLatentInput
 from .painter import (
+    CONTROLLERS,
+    INPUT_GENERATORS,
     PAINTER_PRESETS,
     Painter,
     PainterConfig,
@@ -13,6 +15,8 @@ from .painter import (
 from .refiner import UNetRefiner
 
 __all__ = [
+    "CONTROLLERS",
+    "INPUT_GENERATORS",
     "PAINTER_PRESETS",
     "ChunkedLatentInput",
     "Generator",
@@ -20,6 +24,8 @@ __all__ = [
     "Painter",
     "PainterConfig",
     "RepeatedLatentInput",
+    "SplitLatentInput",
+    "TransformerController",
     "UNetRefiner",
     "count_parameters",
     "painter_preset",
