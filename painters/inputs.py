@@ -2,7 +2,8 @@
 
 "Images as Weight Matrices" (Irie & Schmidhuber, ICLR 2023) describes two: feeding z at every step
 (v1), and its input generator (v2) that maps z through a linear layer and tanh to T chunks, each
-projected to the controller's input size.
+projected to the controller's input size. Its official code also splits z itself into T chunks
+("split", the input of its Transformer controller ``trafo_delta_split``).
 """
 
 from __future__ import annotations
@@ -42,4 +43,21 @@ class ChunkedLatentInput(nn.Module):
         return self.project(chunks)
 
 
-INPUT_GENERATORS = ("v1", "v2")
+class SplitLatentInput(nn.Module):
+    """split: z cut into T consecutive chunks, one per step.
+
+    z (B, latent_dim) -> (B, T, latent_dim / T); ``latent_dim`` must be a multiple of ``steps``.
+    """
+
+    def __init__(self, latent_dim: int, steps: int) -> None:
+        super().__init__()
+        if latent_dim % steps:
+            raise ValueError(
+                f"the split input generator needs latent_dim ({latent_dim}) divisible by steps "
+                f"({steps})"
+            )
+        self.steps = steps
+        self.output_dim = latent_dim // steps
+
+    def forward(self, z: Tensor) -> Tensor:
+        return rearrange(z, "b (t p) -> b t p", t=self.steps)

@@ -1,4 +1,4 @@
-"""The Painter engine: latent -> input generator -> LSTM controller -> learning rule -> image.
+"""The Painter engine: latent -> input generator -> controller -> learning rule -> image.
 
 This is the Fast Weight Painter (FPA) of "Images as Weight Matrices" (Irie & Schmidhuber,
 ICLR 2023) generalised over learning rules: at each of T steps the controller emits, for every
@@ -9,6 +9,7 @@ is the image.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -18,10 +19,65 @@ from torch import Tensor, nn
 
 from fwp.rules import LearningRule, PaintResult, get_rule
 
-from .controller import LSTMController
-from .inputs import INPUT_GENERATORS, ChunkedLatentInput, RepeatedLatentInput
+from .controller import LSTMController, TransformerController
+from .inputs import ChunkedLatentInput, RepeatedLatentInput, SplitLatentInput
 
 OUTPUT_ACTIVATIONS = ("tanh", "none")
+
+
+def _repeated_input(config: PainterConfig) -> nn.Module:
+    return RepeatedLatentInput(config.latent_dim, config.steps)
+
+
+def _chunked_input(config: PainterConfig) -> nn.Module:
+    return ChunkedLatentInput(
+        config.latent_dim, config.steps, config.step_latent_dim, config.controller_input_dim
+    )
+
+
+def _split_input(config: PainterConfig) -> nn.Module:
+    return SplitLatentInput(config.latent_dim, config.steps)
+
+
+def _lstm(config: PainterConfig, input_dim: int, output_dim: int) -> nn.Module:
+    return LSTMController(
+        input_dim=input_dim,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        output_dim=output_dim,
+        latent_dim=config.latent_dim if config.init_state_from_latent else None,
+        head_init_scale=config.head_init_scale,
+    )
+
+
+def _transformer(config: PainterConfig, input_dim: int, output_dim: int) -> nn.Module:
+    return TransformerController(
+        input_dim=input_dim,
+        output_dim=output_dim,
+        dim=config.hidden_size,
+        num_layers=config.num_layers,
+        heads=config.transformer_heads,
+        feedforward_dim=config.transformer_feedforward,
+        causal=config.transformer_causal,
+        latent_dim=config.latent_dim if config.init_state_from_latent else None,
+        head_init_scale=config.head_init_scale,
+    )
+
+
+#: input generator name -> builder from a painter configuration
+_INPUT_GENERATORS: dict[str, Callable[[PainterConfig], nn.Module]] = {
+    "v1": _repeated_input,
+    "v2": _chunked_input,
+    "split": _split_input,
+}
+INPUT_GENERATORS = tuple(_INPUT_GENERATORS)
+
+#: controller name -> builder from (painter configuration, input size, output size)
+_CONTROLLERS: dict[str, Callable[[PainterConfig, int, int], nn.Module]] = {
+    "lstm": _lstm,
+    "transformer": _transformer,
+}
+CONTROLLERS = tuple(_CONTROLLERS)
 
 
 @dataclass(frozen=True)
@@ -35,11 +91,21 @@ class PainterConfig:
         rule: a registered learning-rule name (``fwp rules`` lists them).
         rule_options: constructor overrides for the rule.
         latent_dim: size of z.
-        input_generator: "v1" (z at every step) or "v2" (the paper's chunked input generator).
+        input_generator: "v1" (z at every step), "v2" (the paper's chunked input generator) or
+            "split" (z cut into T chunks; latent_dim must be a multiple of steps).
         step_latent_dim: v2's per-step latent chunk.
         controller_input_dim: v2's projected per-step input.
-        hidden_size, num_layers: the LSTM controller.
-        init_state_from_latent: compute the LSTM's initial state from z.
+        controller: "lstm" (the paper's) or "transformer" (the official code's
+            ``trafo_delta_split``, whose sizes there are hidden_size 512, num_layers 1,
+            transformer_heads 8, transformer_feedforward 1024, with the "split" input generator).
+        hidden_size, num_layers: the controller's width and depth (LSTM hidden size and layers,
+            or Transformer width and layers).
+        transformer_heads: attention heads of the Transformer (must divide hidden_size).
+        transformer_feedforward: hidden width of the Transformer's MLPs.
+        transformer_causal: the Transformer's step t sees steps <= t only (the official code's
+            Transformer sees all steps: False).
+        init_state_from_latent: compute the controller's initial state from z (the LSTM's
+            (h0, c0); a start token that the Transformer's steps attend to).
         output_activation: "tanh" or "none", applied to the final matrix.
         head_init_scale: scale of the output head's initial weights (larger: more contrast and
             more difference between latents at the start of training).
@@ -56,8 +122,12 @@ class PainterConfig:
     input_generator: str = "v2"
     step_latent_dim: int = 8
     controller_input_dim: int = 128
+    controller: str = "lstm"
     hidden_size: int = 1024
     num_layers: int = 1
+    transformer_heads: int = 8
+    transformer_feedforward: int = 1024
+    transformer_causal: bool = True
     init_state_from_latent: bool = True
     output_activation: str = "tanh"
     head_init_scale: float = 1.0
@@ -74,6 +144,8 @@ class PainterConfig:
             "controller_input_dim",
             "hidden_size",
             "num_layers",
+            "transformer_heads",
+            "transformer_feedforward",
         )
         for name in positive:
             value = getattr(self, name)
@@ -85,6 +157,20 @@ class PainterConfig:
             raise ValueError(
                 f"painter option input_generator must be one of {INPUT_GENERATORS}; "
                 f"got {self.input_generator!r}"
+            )
+        if self.input_generator == "split" and self.latent_dim % self.steps:
+            raise ValueError(
+                f"painter option latent_dim ({self.latent_dim}) must be a multiple of steps "
+                f"({self.steps}) for the split input generator"
+            )
+        if self.controller not in CONTROLLERS:
+            raise ValueError(
+                f"painter option controller must be one of {CONTROLLERS}; got {self.controller!r}"
+            )
+        if self.controller == "transformer" and self.hidden_size % self.transformer_heads:
+            raise ValueError(
+                f"painter option hidden_size ({self.hidden_size}, the Transformer's width) must "
+                f"be divisible by transformer_heads ({self.transformer_heads})"
             )
         if self.output_activation not in OUTPUT_ACTIVATIONS:
             raise ValueError(
@@ -141,20 +227,10 @@ class Painter(nn.Module):
         self.config = config
         self.rule: LearningRule = get_rule(config.rule, **config.rule_options)
         self.lr_size = self.rule.lr_size(config.height)
-        if config.input_generator == "v1":
-            self.inputs: nn.Module = RepeatedLatentInput(config.latent_dim, config.steps)
-        else:
-            self.inputs = ChunkedLatentInput(
-                config.latent_dim, config.steps, config.step_latent_dim, config.controller_input_dim
-            )
+        self.inputs = _INPUT_GENERATORS[config.input_generator](config)
         per_channel = config.width + config.height + self.lr_size
-        self.controller = LSTMController(
-            input_dim=self.inputs.output_dim,
-            hidden_size=config.hidden_size,
-            num_layers=config.num_layers,
-            output_dim=config.channels * per_channel,
-            latent_dim=config.latent_dim if config.init_state_from_latent else None,
-            head_init_scale=config.head_init_scale,
+        self.controller = _CONTROLLERS[config.controller](
+            config, self.inputs.output_dim, config.channels * per_channel
         )
         self.fast_path = config.fast_path
 

@@ -1,15 +1,30 @@
-"""A compact U-Net that refines a painted image in one step (the paper's "FPA/U-Net").
+"""A U-Net that refines a painted image in one step (the paper's "FPA/U-Net").
 
 "Images as Weight Matrices" (Irie & Schmidhuber, ICLR 2023) adds a U-Net (Ronneberger et al.,
 MICCAI 2015) after the painter to refine its output. This module maps an image in [-1, 1] to a
-refined image in [-1, 1]; its last convolution starts at zero, so an untrained refiner returns its
-input (up to the clamp used to invert tanh).
+refined image in [-1, 1], in one of two architectures:
+
+- "compact" (the default): fwp's small U-Net of conv blocks;
+- "official": the denoising-diffusion U-Net of the official FPA code
+  (:class:`~fwp.painters.unet.DiffusionUNet`); with ``base_channels`` 64 and ``depth`` 2 it is the
+  paper's (``max_unet_dim`` 4), 7,985,475 parameters for RGB.
+
+and one of two outputs:
+
+- "residual" (the default): ``tanh(atanh(x) + head(features))`` with the head starting at zero,
+  so that an untrained refiner returns its input (up to the clamp used to invert tanh);
+- "direct": ``tanh(head(features))``, the official code's output (with its ``--out_tanh``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from .unet import DiffusionUNet
+
+REFINER_ARCHITECTURES = ("compact", "official")
+REFINER_OUTPUTS = ("residual", "direct")
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -42,13 +57,44 @@ class UNetRefiner(nn.Module):
         channels: image channels.
         base_channels: width of the first level; each level below doubles it.
         depth: number of down-sampling levels; H and W must be divisible by 2**depth.
+        architecture: "compact" or "official" (see the module docstring).
+        output: "residual" or "direct" (see the module docstring).
     """
 
-    def __init__(self, channels: int = 3, base_channels: int = 32, depth: int = 3) -> None:
+    def __init__(
+        self,
+        channels: int = 3,
+        base_channels: int = 32,
+        depth: int = 3,
+        architecture: str = "compact",
+        output: str = "residual",
+    ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"refiner depth must be at least 1; got {depth}")
+        if architecture not in REFINER_ARCHITECTURES:
+            raise ValueError(
+                f"refiner option architecture must be one of {REFINER_ARCHITECTURES}; "
+                f"got {architecture!r}"
+            )
+        if output not in REFINER_OUTPUTS:
+            raise ValueError(
+                f"refiner option output must be one of {REFINER_OUTPUTS}; got {output!r}"
+            )
         self.depth = depth
+        self.output = output
+        self.unet = (
+            DiffusionUNet(channels, base_channels, depth) if architecture == "official" else None
+        )
+        if self.unet is None:
+            self._build_compact(channels, base_channels, depth)
+        self.head = nn.Conv2d(base_channels, channels, 1)
+        if output == "residual":
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def _build_compact(self, channels: int, base_channels: int, depth: int) -> None:
+        """fwp's compact U-Net: conv blocks, strided-conv down- and transposed-conv up-sampling."""
         widths = [base_channels * 2**i for i in range(depth + 1)]
         self.stem = ConvBlock(channels, widths[0])
         self.down = nn.ModuleList(
@@ -62,9 +108,15 @@ class UNetRefiner(nn.Module):
             nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in range(depth)
         )
         self.merge = nn.ModuleList(ConvBlock(2 * widths[i], widths[i]) for i in range(depth))
-        self.head = nn.Conv2d(widths[0], channels, 1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+
+    def _compact_features(self, images: Tensor) -> Tensor:
+        skips = [self.stem(images)]
+        for down in self.down:
+            skips.append(down(skips[-1]))
+        x = skips.pop()
+        for level in reversed(range(self.depth)):
+            x = self.merge[level](torch.cat([self.up[level](x), skips[level]], dim=1))
+        return x
 
     def forward(self, images: Tensor) -> Tensor:
         H, W = images.shape[-2:]
@@ -73,11 +125,8 @@ class UNetRefiner(nn.Module):
                 f"the refiner of depth {self.depth} needs H and W divisible by {2**self.depth}; "
                 f"got {H}x{W} (lower the refiner depth)"
             )
-        skips = [self.stem(images)]
-        for down in self.down:
-            skips.append(down(skips[-1]))
-        x = skips.pop()
-        for level in reversed(range(self.depth)):
-            x = self.merge[level](torch.cat([self.up[level](x), skips[level]], dim=1))
+        features = self._compact_features(images) if self.unet is None else self.unet(images)
+        if self.output == "direct":
+            return torch.tanh(self.head(features))
         pre_activation = torch.atanh(images.clamp(-0.999, 0.999))
-        return torch.tanh(pre_activation + self.head(x))
+        return torch.tanh(pre_activation + self.head(features))

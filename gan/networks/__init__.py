@@ -2,9 +2,15 @@
 descriptors of other objectives)."""
 
 from .discriminator import (
+    DISCRIMINATOR_ARCHITECTURES,
     DiscriminatorOutput,
     LightweightDiscriminator,
     check_discriminator_size,
 )
 
-__all__ = ["DiscriminatorOutput", "LightweightDiscriminator", "check_discriminator_size"]
+__all__ = [
+    "DISCRIMINATOR_ARCHITECTURES",
+    "DiscriminatorOutput",
+    "LightweightDiscriminator",
+    "check_discriminator_size",
+]

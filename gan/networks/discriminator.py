@@ -1,53 +1,39 @@
-"""The FastGAN / Lightweight-GAN style discriminator used to train painters adversarially.
+"""The discriminator that trains painters adversarially, in two architectures.
 
 "Images as Weight Matrices" (Irie & Schmidhuber, ICLR 2023) trains its painters against the
-discriminator of "Towards Faster and Stabilized GAN Training for High-fidelity Few-shot Image
-Synthesis" (Liu et al., ICLR 2021). This module is written from that paper's description and keeps
-its ideas, scaled to the image size:
+discriminator of Lightweight GAN ("Towards Faster and Stabilized GAN Training for High-fidelity
+Few-shot Image Synthesis", Liu et al., ICLR 2021): a main path of residual down-sampling blocks
+with a logit head, a second head on a small copy of the input, and decoders that reconstruct real
+images from the main path's features (self-supervision). :class:`LightweightDiscriminator` runs
+that shape; an *architecture* builds its parts
+(:class:`~fwp.gan.networks.parts.DiscriminatorParts`):
 
-- a stem (3x3 conv + LeakyReLU 0.2) at full resolution;
-- residual down-sampling blocks until the short side of the features is 8. The main branch is a
-  fixed 3x3 binomial blur, a stride-2 3x3 conv, LeakyReLU, a 3x3 conv, LeakyReLU; the skip branch
-  is 2x2 average pooling and a 1x1 conv; the two are summed and scaled by 1/sqrt(2);
-- a logit head on the 8x8 features (1x1 conv, LeakyReLU, 4x4 valid conv to one channel), whose
-  5x5 patch logits are averaged into one logit per image;
-- a second, smaller head that sees a copy of the input area-downsampled to
-  ``min(32, size / 2)``: two 3x3 convs (width ``base_channels / 2``), the same residual blocks
-  down to 8x8 and the same kind of logit head;
-- a self-supervised decoder (run only with ``reconstruct=True``, on real images): from the 8x8
-  features it reconstructs the whole image at ``min(32, size)``, and from a random quarter of the
-  16x16 features it reconstructs the corresponding quarter of the image at ``min(32, size / 2)``;
-  ``reconstruction_loss`` is the sum of the two mean L1 errors (FastGAN uses a perceptual loss; we
-  use plain L1 so that the discriminator has no pretrained dependency).
-
-Normalisation: none. FastGAN uses BatchNorm, but real and fake batches are usually forwarded
-separately, so BatchNorm lets the discriminator read batch-level statistics (and makes train/eval
-mode matter); the residual 1/sqrt(2) scaling with He initialisation keeps activations at unit
-scale without it, as in StyleGAN2 and Lightweight GAN. No spectral norm by default.
-
-Widths: ``base_channels`` is the width of the full-resolution stem for images up to 64 pixels
-(short side), and the width doubles at every halving of resolution, capped at ``max_channels``.
-Above 64 pixels the width of a resolution ``r`` is ``base_channels * 64 / r`` (never below
-``base_channels / 8``), so the cost per resolution stays constant as in FastGAN.
-
-Non-square images (H != W, both powers of two) are supported: "8x8", "16x16" and "32x32" above
-refer to the short side, and the long side keeps the aspect ratio.
+- ``"fwp"`` (the default): fwp's own design, written from the FastGAN paper
+  (:mod:`fwp.gan.networks.fwp_parts`);
+- ``"official"``: the discriminator of the official FPA code (lucidrains/lightweight-gan), with
+  linear attention at 32x32 and one output logit by default
+  (:mod:`fwp.gan.networks.official_parts`); 12,326,632 parameters at 64x64 RGB, as the official.
 
 The forward pass has no data-dependent Python control flow (only the ``reconstruct`` flag and
-static shapes); the random quarter is chosen with ``torch.randint`` on the images' device.
+static shapes); the random quarter is chosen with ``torch.randint`` on the images' device. No
+operation mixes samples except the optional minibatch standard deviation.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from einops import rearrange, reduce, repeat
+from einops import rearrange, repeat
 from torch import Tensor, nn
 
+from .fwp_parts import build_fwp_parts
+from .official_parts import build_official_parts
+from .parts import RECONSTRUCTION_LOSSES, DiscriminatorParts, resize, short_side_size
+
 __all__ = [
+    "DISCRIMINATOR_ARCHITECTURES",
     "DiscriminatorOutput",
     "LightweightDiscriminator",
     "check_discriminator_size",
@@ -55,10 +41,15 @@ __all__ = [
 
 MIN_SIDE = 16
 MAX_SIDE = 1024
-_FEATURE_SIDE = 8  # short side of the features the main head reads
-_CROP_SIDE = 16  # short side of the features the quarter crop is taken from
-_LOW_RES = 32  # short side of the small head's input and of the reconstructions (at most)
-_SLOPE = 0.2
+
+#: architecture name -> (builder of its parts, default attention_resolutions, default output_size)
+DISCRIMINATOR_ARCHITECTURES: dict[
+    str, tuple[Callable[..., DiscriminatorParts], tuple[int, ...], int]
+] = {
+    "fwp": (build_fwp_parts, (), 5),
+    "official": (build_official_parts, (32,), 1),
+}
+OUTPUT_SIZES = (1, 5)
 
 
 def _is_power_of_two(n: object) -> bool:
@@ -90,102 +81,14 @@ class DiscriminatorOutput:
     """What :class:`LightweightDiscriminator` returns.
 
     Attributes:
-        logits: (B,) main-head logits (mean of the 5x5 patch logits on the 8x8 features).
+        logits: (B,) main-head logits (the mean of the head's patch logits).
         small_logits: (B,) logits of the head on the downsampled copy of the input.
-        reconstruction_loss: scalar self-supervised L1 loss, or ``None`` unless ``reconstruct``.
+        reconstruction_loss: scalar self-supervised loss, or ``None`` unless ``reconstruct``.
     """
 
     logits: Tensor
     small_logits: Tensor
     reconstruction_loss: Tensor | None = None
-
-
-def _conv(
-    in_channels: int,
-    out_channels: int,
-    kernel_size: int,
-    stride: int = 1,
-    padding: int = 0,
-    activated: bool = True,
-) -> nn.Conv2d:
-    """A conv with He initialisation for a following LeakyReLU(0.2) (or linear gain) and 0 bias."""
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
-    if activated:
-        nn.init.kaiming_normal_(conv.weight, a=_SLOPE, nonlinearity="leaky_relu")
-    else:
-        nn.init.kaiming_normal_(conv.weight, nonlinearity="linear")
-    nn.init.zeros_(conv.bias)
-    return conv
-
-
-def _act() -> nn.LeakyReLU:
-    return nn.LeakyReLU(_SLOPE)
-
-
-class Blur(nn.Module):
-    """A fixed depthwise 3x3 binomial blur ([1, 2, 1] outer [1, 2, 1] / 16), reflect padding.
-
-    Shapes: (B, C, H, W) -> (B, C, H, W).
-    """
-
-    kernel: Tensor
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        taps = torch.tensor([1.0, 2.0, 1.0])
-        kernel = torch.outer(taps, taps) / 16.0
-        # Not persistent: a constant, kept out of checkpoints, still moved by .to(device).
-        self.register_buffer(
-            "kernel", kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False
-        )
-        self.channels = channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        return F.conv2d(x, self.kernel.to(x.dtype), groups=self.channels)
-
-
-class DownBlock(nn.Module):
-    """Residual down-sampling block: (B, C_in, H, W) -> (B, C_out, H/2, W/2).
-
-    Main branch: blur, stride-2 3x3 conv, LeakyReLU, 3x3 conv, LeakyReLU. Skip branch: 2x2
-    average pooling, 1x1 conv. Output: (main + skip) / sqrt(2).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.main = nn.Sequential(
-            Blur(in_channels),
-            _conv(in_channels, out_channels, 3, stride=2, padding=1),
-            _act(),
-            _conv(out_channels, out_channels, 3, padding=1),
-            _act(),
-        )
-        self.skip = nn.Sequential(
-            nn.AvgPool2d(2),
-            _conv(in_channels, out_channels, 1, activated=False),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return (self.main(x) + self.skip(x)) * (1.0 / math.sqrt(2.0))
-
-
-class LogitHead(nn.Module):
-    """Patch logits averaged per image: (B, C, h, w) with h, w >= 4 -> (B,).
-
-    1x1 conv, LeakyReLU, then a valid 4x4 conv to one channel ((h - 3) x (w - 3) patch logits).
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            _conv(channels, channels, 1),
-            _act(),
-            _conv(channels, 1, 4, activated=False),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return reduce(self.net(x), "b 1 h w -> b", "mean")
 
 
 def with_minibatch_std(x: Tensor, group: int = 4) -> Tensor:
@@ -207,49 +110,24 @@ def with_minibatch_std(x: Tensor, group: int = 4) -> Tensor:
     return torch.cat([x, feature.to(x.dtype)], dim=1)
 
 
-class Decoder(nn.Module):
-    """Small upsampling decoder: (B, C_in, h, w) -> (B, C_out, h * 2**n, w * 2**n) in [-1, 1].
-
-    ``n`` stages of (nearest 2x upsampling, 3x3 conv, LeakyReLU), widths ``width, width/2, ...``,
-    then a 3x3 conv to ``out_channels`` and tanh. With ``n = 0`` it is a 3x3 conv, LeakyReLU and
-    the output conv.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, upsamplings: int, width: int) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        channels = in_channels
-        if upsamplings == 0:
-            layers += [_conv(channels, width, 3, padding=1), _act()]
-            channels = width
-        for i in range(upsamplings):
-            out = max(width >> i, 8)
-            layers += [
-                nn.Upsample(scale_factor=2.0, mode="nearest"),
-                _conv(channels, out, 3, padding=1),
-                _act(),
-            ]
-            channels = out
-        layers += [_conv(channels, out_channels, 3, padding=1, activated=False), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
-def _log2(n: int) -> int:
-    return n.bit_length() - 1
-
-
 class LightweightDiscriminator(nn.Module):
-    """FastGAN-style discriminator with two logit heads and a self-supervised decoder.
+    """Lightweight-GAN-shaped discriminator with two logit heads and self-supervised decoders.
 
     Args:
         image_size: ``(H, W)``, each a power of two in [16, 1024] (see
             :func:`check_discriminator_size`).
         channels: image channels C.
-        base_channels: stem width (for images up to 64 pixels; see the module docstring).
+        base_channels: width scale: the width at 64 pixels (short side; see the architecture's
+            module for how widths follow from it).
         max_channels: cap on any feature width.
+        minibatch_std: append the batch's feature spread before the main head (anti-collapse).
+        architecture: a name in :data:`DISCRIMINATOR_ARCHITECTURES`, "fwp" or "official".
+        attention_resolutions: short sides of the blocks' inputs at which a residual linear
+            attention precedes the block (sides that images of ``image_size`` do not pass
+            through are unused, as in the official code); ``None``: the architecture's default
+            ("fwp": none, "official": (32,)).
+        output_size: 5 (a 5x5 grid of patch logits on the 8x8 features, averaged) or 1 (one
+            logit); ``None``: the architecture's default ("fwp": 5, "official": 1).
 
     ``forward(images, reconstruct=False)``: images (B, C, H, W) in [-1, 1] ->
     :class:`DiscriminatorOutput` with ``logits`` (B,), ``small_logits`` (B,) and, when
@@ -263,6 +141,9 @@ class LightweightDiscriminator(nn.Module):
         base_channels: int = 64,
         max_channels: int = 512,
         minibatch_std: bool = False,
+        architecture: str = "fwp",
+        attention_resolutions: tuple[int, ...] | None = None,
+        output_size: int | None = None,
     ) -> None:
         super().__init__()
         check_discriminator_size(image_size)
@@ -271,63 +152,45 @@ class LightweightDiscriminator(nn.Module):
                 f"channels, base_channels and max_channels must be positive (base_channels >= 2); "
                 f"got {channels}, {base_channels}, {max_channels}"
             )
+        if architecture not in DISCRIMINATOR_ARCHITECTURES:
+            raise ValueError(
+                f"discriminator option architecture must be one of "
+                f"{tuple(DISCRIMINATOR_ARCHITECTURES)}; got {architecture!r}"
+            )
+        build, default_attention, default_output_size = DISCRIMINATOR_ARCHITECTURES[architecture]
+        attention = tuple(
+            default_attention if attention_resolutions is None else attention_resolutions
+        )
+        output_size = default_output_size if output_size is None else output_size
+        if any(not _is_power_of_two(r) or r < MIN_SIDE for r in attention):
+            raise ValueError(
+                f"discriminator option attention_resolutions must hold powers of two >= "
+                f"{MIN_SIDE} (the blocks' input sides); got {list(attention)}"
+            )
         h, w = image_size
+        if output_size not in OUTPUT_SIZES:
+            raise ValueError(
+                f"discriminator option output_size must be one of {OUTPUT_SIZES}; "
+                f"got {output_size!r}"
+            )
         self.image_size = (h, w)
         self.channels = channels
-        short = min(h, w)
-
-        def width(resolution: int) -> int:
-            # Image-relative doubling up to 64 pixels, resolution-relative above (FastGAN-like).
-            scaled = base_channels * min(short, 64) // resolution
-            return max(1, min(max_channels, max(scaled, base_channels // 8)))
-
-        # Main path: stem at full resolution, then blocks down to a short side of 8.
-        self.stem = nn.Sequential(_conv(channels, width(short), 3, padding=1), _act())
-        blocks = []
-        resolution = short
-        while resolution > _FEATURE_SIDE:
-            blocks.append(DownBlock(width(resolution), width(resolution // 2)))
-            resolution //= 2
-        self.blocks = nn.ModuleList(blocks)
-        # features[i] (i = 0 is the stem output) has short side short / 2**i.
-        self._crop_index = _log2(short // _CROP_SIDE)
-        feature_channels = width(_FEATURE_SIDE)
-        crop_channels = width(_CROP_SIDE)
+        self.architecture = architecture
         self.minibatch_std = minibatch_std
-        self.head = LogitHead(feature_channels + int(minibatch_std))
-
-        # Small head on a downsampled copy of the input.
-        self._small_side = min(_LOW_RES, short // 2)
-        small_width = max(1, base_channels // 2)
-
-        def small_channels(resolution: int) -> int:
-            return min(max_channels, small_width * (self._small_side // resolution))
-
-        small_layers: list[nn.Module] = [
-            _conv(channels, small_width, 3, padding=1),
-            _act(),
-            _conv(small_width, small_width, 3, padding=1),
-            _act(),
-        ]
-        resolution = self._small_side
-        while resolution > _FEATURE_SIDE:
-            small_layers.append(
-                DownBlock(small_channels(resolution), small_channels(resolution // 2))
-            )
-            resolution //= 2
-        self.small_body = nn.Sequential(*small_layers)
-        self.small_head = LogitHead(small_channels(_FEATURE_SIDE))
-
-        # Decoders (self-supervision, FastGAN): whole image and a quarter.
-        self._whole_side = min(_LOW_RES, short)
-        self._part_side = min(_LOW_RES, short // 2)
-        decoder_width = min(max_channels, base_channels)
-        self.decoder = Decoder(
-            feature_channels, channels, _log2(self._whole_side // _FEATURE_SIDE), decoder_width
+        parts = build(
+            (h, w), channels, base_channels, max_channels, minibatch_std, attention, output_size
         )
-        self.part_decoder = Decoder(
-            crop_channels, channels, _log2(self._part_side // _FEATURE_SIDE), decoder_width
-        )
+        self.stem = parts.stem
+        self.blocks = parts.blocks
+        self.head = parts.head
+        self.small_body = parts.small_body
+        self.small_head = parts.small_head
+        self.decoder = parts.decoder
+        self.part_decoder = parts.part_decoder
+        self._crop_index = parts.crop_index
+        self._small_size = short_side_size((h, w), parts.small_side)
+        self._resize = parts.resize
+        self._loss = RECONSTRUCTION_LOSSES[parts.loss]
 
     def _check_images(self, images: Tensor) -> None:
         expected = (self.channels, *self.image_size)
@@ -336,11 +199,6 @@ class LightweightDiscriminator(nn.Module):
                 f"images must have shape (B, {expected[0]}, {expected[1]}, {expected[2]}) for this "
                 f"discriminator; got {tuple(images.shape)}"
             )
-
-    def _downsample(self, images: Tensor, short_side: int) -> Tensor:
-        """Area-downsample (B, C, H, W) so that its short side is ``short_side``."""
-        factor = min(images.shape[-2:]) // short_side
-        return images if factor == 1 else F.avg_pool2d(images, factor)
 
     def forward(self, images: Tensor, reconstruct: bool = False) -> DiscriminatorOutput:
         """Score images (B, C, H, W) in [-1, 1]; see the class docstring."""
@@ -385,7 +243,7 @@ class LightweightDiscriminator(nn.Module):
             head_input = torch.cat([with_minibatch_std(part) for part in x.split(parts)])
         logits = self.head(head_input)
 
-        small = self._downsample(images, self._small_side)
+        small = resize(images, self._small_size, self._resize)
         small_logits = self.small_head(self.small_body(small))
 
         loss = None
@@ -407,12 +265,15 @@ class LightweightDiscriminator(nn.Module):
         ]
 
     def _reconstruction_loss(self, features: Tensor, crop_features: Tensor, target: Tensor):
-        """FastGAN's self-supervision: L1 of the whole image decoded from the 8x8 features plus L1
-        of a random quarter decoded from the same quarter of the 16x16 features."""
+        """FastGAN's self-supervision: the loss of the whole image decoded from the last features,
+        plus (with a part decoder) that of a random quarter decoded from the same quarter of the
+        crop features; targets are the images resized to the decoders' outputs."""
         whole = self.decoder(features)
-        whole_target = self._downsample(target, self._whole_side)
+        loss = self._loss(whole, resize(target, tuple(whole.shape[-2:]), self._resize))
+        if self.part_decoder is None:
+            return loss
 
-        # A random quarter per sample: crop the 16-pixel features and the image alike.
+        # A random quarter per sample: crop the features and the image alike.
         batch = target.shape[0]
         quarter = torch.randint(0, 4, (batch,), device=target.device)
         rows = torch.arange(batch, device=target.device)
@@ -421,5 +282,5 @@ class LightweightDiscriminator(nn.Module):
         )
         image_quarters = rearrange(target, "b c (qi h) (qj w) -> b (qi qj) c h w", qi=2, qj=2)
         part = self.part_decoder(feature_quarters[rows, quarter])
-        part_target = self._downsample(image_quarters[rows, quarter], self._part_side)
-        return F.l1_loss(whole, whole_target) + F.l1_loss(part, part_target)
+        part_target = resize(image_quarters[rows, quarter], tuple(part.shape[-2:]), self._resize)
+        return loss + self._loss(part, part_target)

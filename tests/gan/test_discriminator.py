@@ -197,11 +197,18 @@ def test_minibatch_std_sees_diversity() -> None:
     assert with_minibatch_std(same + torch.randn(4, 2, 2, 2))[:, 2].min() > 0.1
 
 
+@pytest.mark.parametrize(
+    "architecture",
+    [{}, {"architecture": "official"}, {"attention_resolutions": (32,), "output_size": 1}],
+    ids=["fwp", "official", "fwp-attention-1"],
+)
 @pytest.mark.parametrize("minibatch_std", [False, True])
 @pytest.mark.parametrize(("real_batch", "fake_batch"), [(4, 4), (6, 6), (3, 5)])
-def test_score_pair_equals_two_separate_calls(minibatch_std, real_batch, fake_batch) -> None:
+def test_score_pair_equals_two_separate_calls(
+    minibatch_std, real_batch, fake_batch, architecture
+) -> None:
     torch.manual_seed(0)
-    d = LightweightDiscriminator((32, 32), minibatch_std=minibatch_std, **SMALL)
+    d = LightweightDiscriminator((32, 32), minibatch_std=minibatch_std, **SMALL, **architecture)
     real = _images(real_batch, (32, 32), seed=1).requires_grad_()
     fake = _images(fake_batch, (32, 32), seed=2)
 
