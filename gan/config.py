@@ -16,9 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from fwp.painters import PainterConfig
-from fwp.painters.inputs import INPUT_GENERATORS
-from fwp.painters.painter import OUTPUT_ACTIVATIONS
+from fwp.painters import PAINTER_PRESETS, PainterConfig
+from fwp.painters.painter import CONTROLLERS, INPUT_GENERATORS, OUTPUT_ACTIVATIONS
 
 from .naming import parse_size
 
@@ -187,11 +186,21 @@ PAINTER_OPTION_HELP: dict[str, tuple[str, tuple[str, ...] | None]] = {
         None,
     ),
     "latent_dim": ("size of the latent z", None),
-    "input_generator": ("v1: z at every step; v2: the paper's chunked input generator", None),
+    "input_generator": (
+        "v1: z at every step; v2: the paper's chunked input generator; split: z cut into T chunks",
+        None,
+    ),
+    "controller": ("the network that emits keys, values and rates: lstm or transformer", None),
+    "transformer_heads": ("attention heads of the Transformer controller", None),
+    "transformer_feedforward": ("feed-forward width of the Transformer controller", None),
+    "transformer_causal": (
+        "the Transformer's step t sees steps <= t only (off: all steps, as the official code)",
+        None,
+    ),
     "step_latent_dim": ("v2's per-step latent chunk", None),
     "controller_input_dim": ("v2's projected per-step controller input", None),
-    "hidden_size": ("LSTM controller width", None),
-    "num_layers": ("LSTM controller layers", None),
+    "hidden_size": ("controller width (LSTM hidden size or Transformer model width)", None),
+    "num_layers": ("controller layers", None),
     "init_state_from_latent": ("compute the controller's initial state from z", None),
     "output_activation": ("applied to the final matrix", None),
     "head_init_scale": (
@@ -201,7 +210,11 @@ PAINTER_OPTION_HELP: dict[str, tuple[str, tuple[str, ...] | None]] = {
 }
 
 #: choices of painter text options, from the painters package
-_PAINTER_CHOICES = {"input_generator": INPUT_GENERATORS, "output_activation": OUTPUT_ACTIVATIONS}
+_PAINTER_CHOICES = {
+    "input_generator": INPUT_GENERATORS,
+    "output_activation": OUTPUT_ACTIVATIONS,
+    "controller": CONTROLLERS,
+}
 
 
 def _painter_section_fields() -> list[tuple[str, Any, Any]]:
@@ -507,17 +520,25 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
+def _painter_preset_overrides(name: str) -> dict[str, Any]:
+    """The painter options in which the painters package's preset ``name`` differs from the
+    defaults (size and channels aside: they belong to the data section)."""
+    preset, default = PAINTER_PRESETS[name], PainterConfig()
+    return {
+        f.name: getattr(preset, f.name)
+        for f in fields(PainterConfig)
+        if f.name not in DERIVED_PAINTER_OPTIONS
+        and getattr(preset, f.name) != getattr(default, f.name)
+    }
+
+
 #: presets as nested overrides of the defaults (the defaults are the paper's main setting).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
     "quick": {
-        "data": {"size": [32, 32]},
-        "painter": {
-            "steps": 16,
-            "latent_dim": 64,
-            "controller_input_dim": 64,
-            "hidden_size": 256,
-        },
+        # the painter architecture is the painters package's "quick" preset (one table)
+        "data": {"size": [PAINTER_PRESETS["quick"].height, PAINTER_PRESETS["quick"].width]},
+        "painter": _painter_preset_overrides("quick"),
         # with the paper's training setting, every latent paints one of one or two images within
         # a CPU budget; these three changes (see the README) give varied emoji-like samples
         "discriminator": {"base_channels": 16, "max_channels": 128, "minibatch_std": True},

@@ -277,11 +277,11 @@ class ConvGenerator(nn.Module):
         return PaintResult(image=images, updates=images[None], partials=images[None])
 
     def sample_latents(
-        self, num: int, generator: torch.Generator | None = None, device: torch.device | None = None
+        self, num: int, rng: torch.Generator | None = None, device: torch.device | None = None
     ) -> Tensor:
         """Standard-normal latents (num, latent_dim) on the generator's device."""
         device = device or next(self.parameters()).device
-        return torch.randn(num, self.config.latent_dim, generator=generator).to(device)
+        return torch.randn(num, self.config.latent_dim, generator=rng).to(device)
 
     def sample(self, num: int, batch_size: int = 256, seed: int = 0) -> Tensor:
         """``num`` images (num, C, H, W) from fixed-seed latents and noise, in batches, on CPU.

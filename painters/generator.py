@@ -32,10 +32,6 @@ class Generator(nn.Module):
     def latent_dim(self) -> int:
         return self.painter.latent_dim
 
-    def set_fast_path(self, enabled: bool) -> None:
-        """Use the rule's parallel path (True) or the reference scan (False)."""
-        self.painter.fast_path = enabled
-
     def forward(self, z: Tensor) -> Tensor:
         images = self.painter(z)
         return images if self.refiner is None else self.refiner(images)
@@ -49,8 +45,9 @@ class Generator(nn.Module):
             return self.refiner(result)
         return PaintResult(self.refiner(result.image), result.updates, result.partials)
 
-    def sample_latents(self, num: int, generator: torch.Generator | None = None) -> Tensor:
-        return self.painter.sample_latents(num, generator)
+    def sample_latents(self, num: int, rng: torch.Generator | None = None) -> Tensor:
+        """Standard-normal latents (num, latent_dim); ``rng`` draws them reproducibly."""
+        return self.painter.sample_latents(num, rng)
 
     def sample(self, num: int, batch_size: int = 256, seed: int = 0) -> Tensor:
         """``num`` images (num, C, H, Wd) in [-1, 1] from fixed-seed latents, on CPU."""

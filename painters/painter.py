@@ -289,11 +289,11 @@ class Painter(nn.Module):
         return self.paint(z)
 
     def sample_latents(
-        self, num: int, generator: torch.Generator | None = None, device: torch.device | None = None
+        self, num: int, rng: torch.Generator | None = None, device: torch.device | None = None
     ) -> Tensor:
         """Standard-normal latents (num, latent_dim)."""
         device = device or next(self.parameters()).device
-        z = torch.randn(num, self.config.latent_dim, generator=generator)
+        z = torch.randn(num, self.config.latent_dim, generator=rng)
         return z.to(device)
 
     def sample(self, num: int, batch_size: int = 256, seed: int = 0) -> Tensor:
