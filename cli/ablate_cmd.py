@@ -36,7 +36,7 @@ from fwp.gan.sweep import (
     write_report,
 )
 
-from .common import format_table, user_errors
+from .common import format_table, given_plugins, plugin_option, user_errors
 from .train_cmd import _config_options
 
 #: configuration options that ``fwp ablate`` sweeps with its own flags (--rule, --seeds)
@@ -100,9 +100,8 @@ def ablate() -> None:
 
 
 def _root_plugins() -> list[str]:
-    """The --plugin values given to `fwp` itself (stored in the sweep for its cells)."""
-    root = click.get_current_context().find_root()
-    return list(root.params.get("plugins") or ())
+    """The --plugin values given to `fwp` or to this command (stored in the sweep for its cells)."""
+    return given_plugins(click.get_current_context())
 
 
 def _sweep_request(
@@ -266,6 +265,7 @@ def _echo_dry_run(plan: SweepPlan, change: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="List the cells and their status; train nothing.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@plugin_option
 @_train_options
 def run(
     sweep_dir: str,

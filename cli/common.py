@@ -11,7 +11,7 @@ from fwp.gan.naming import parse_size
 from fwp.gan.plugins import load_plugins
 from fwp.gan.tables import format_table
 
-__all__ = ["SIZE", "SizeType", "format_table", "plugin_option", "user_errors"]
+__all__ = ["SIZE", "SizeType", "format_table", "given_plugins", "plugin_option", "user_errors"]
 
 
 @contextlib.contextmanager
@@ -43,6 +43,13 @@ SIZE = SizeType()
 def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
     with user_errors():
         load_plugins(value)
+    ctx.find_root().meta.setdefault("fwp_plugins", []).extend(value)
+
+
+def given_plugins(ctx: click.Context) -> list[str]:
+    """Every ``--plugin`` of this command line, before and after the subcommand, in order."""
+    root = ctx.find_root()
+    return [*(root.params.get("plugins") or ()), *root.meta.get("fwp_plugins", [])]
 
 
 #: ``--plugin`` after a subcommand (``fwp train --plugin my_rule.py ...``); it loads at once,

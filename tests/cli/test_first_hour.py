@@ -219,3 +219,27 @@ def test_dry_run_refuses_a_missing_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     result = invoke("train", *TINY_CLI, "--device", "cuda", "--dry-run")
     assert result.exit_code != 0 and "CUDA" in result.output
+
+
+def test_ablate_takes_plugin_after_the_subcommand(tmp_path):
+    plugin = tmp_path / "ablate_after_rule.py"
+    plugin.write_text(
+        "from fwp.rules import register_rule\n"
+        "from fwp.rules.hebbian import HebbianRule\n"
+        "register_rule('ablate_after_hebb', decay=0.5, description='test')(HebbianRule)\n"
+    )
+    try:
+        result = invoke(
+            "ablate",
+            str(tmp_path / "sweep"),
+            "--plugin",
+            str(plugin),
+            "--rule",
+            "ablate_after_hebb",
+            *TINY_CLI_SHORT_RUN,
+            "--dry-run",
+        )
+        assert result.exit_code == 0, result.output
+        assert "ablate_after_hebb-seed0" in result.output
+    finally:
+        unregister_rule("ablate_after_hebb")
