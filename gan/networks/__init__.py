@@ -1,10 +1,28 @@
-"""Networks that judge images: the adversarial discriminator (and, beside it, the critics and
-descriptors of other objectives)."""
+"""Networks that judge images: the adversarial discriminator and the cooperative descriptor
+(and, beside them, the critics of other objectives)."""
 
+from .descriptor import (
+    DESCRIPTORS,
+    ConvDescriptor,
+    Descriptor,
+    ResidualDescriptor,
+    build_descriptor,
+    check_descriptor_size,
+)
 from .discriminator import (
     DiscriminatorOutput,
     LightweightDiscriminator,
     check_discriminator_size,
 )
 
-__all__ = ["DiscriminatorOutput", "LightweightDiscriminator", "check_discriminator_size"]
+__all__ = [
+    "DESCRIPTORS",
+    "ConvDescriptor",
+    "Descriptor",
+    "DiscriminatorOutput",
+    "LightweightDiscriminator",
+    "ResidualDescriptor",
+    "build_descriptor",
+    "check_descriptor_size",
+    "check_discriminator_size",
+]
