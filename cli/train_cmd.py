@@ -31,6 +31,7 @@ ALIASES: dict[str, str] = {
     "optim.batch_size": "--batch-size",
     "optim.amp": "--amp",
     "refiner.enabled": "--refiner",
+    "objective.name": "--objective",
 }
 
 
@@ -74,7 +75,8 @@ def _config_options(command: Callable) -> Callable:
     type=click.Choice(sorted(PRESETS)),
     default="paper",
     show_default=True,
-    help="Base configuration: the paper's main setting, or 'quick' for a CPU.",
+    help="Base configuration: the paper's main setting, 'quick' for a CPU; 'coop' and "
+    "'coop-quick' train cooperatively (CoopNets' official setting, and for a CPU).",
 )
 @click.option(
     "--config",
@@ -116,7 +118,8 @@ def train(
     quiet: bool,
     **options: Any,
 ) -> None:
-    """Train a learning-rule painter as a GAN (Irie & Schmidhuber, ICLR 2023).
+    """Train a learning-rule painter: as a GAN (Irie & Schmidhuber, ICLR 2023) by default, or
+    with --objective coop by an energy-based descriptor's Langevin revisions (CoopNets).
 
     Layers, each overriding the one before: --preset, --config FILE, the options below, --set.
     """
