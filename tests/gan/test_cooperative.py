@@ -205,6 +205,26 @@ def test_the_painter_update_moves_g_towards_the_revision_exactly_on_a_linear_gen
     assert new_residual.norm() < residual.norm()
 
 
+def test_fast_and_reference_modes_take_the_same_step(tiny_emoji):
+    """Fast mode scores data and revisions in one descriptor pass, reference mode in two."""
+    losses = {}
+    for reference in (False, True):
+        objective = coop_objective(seed=4, run__reference=reference)
+        torch.manual_seed(5)
+        losses[reference] = objective.train_step(to_float(tiny_emoji[:8]), step=1)
+    for name, value in losses[False].items():
+        torch.testing.assert_close(value, losses[True][name], rtol=1e-4, atol=1e-5)
+
+
+def test_latent_inference_runs_inside_the_step(tiny_emoji):
+    objective = coop_objective(coop__latent_steps=2)
+    calls = []
+    infer = objective.infer_latents
+    objective.infer_latents = lambda z, y: calls.append(z) or infer(z, y)
+    losses = objective.train_step(to_float(tiny_emoji[:8]), step=1)
+    assert len(calls) == 1 and all(torch.isfinite(v) for v in losses.values())
+
+
 def _painter_after_one_update(diversity_weight: float) -> list[torch.Tensor]:
     objective = coop_objective(objective__diversity_weight=diversity_weight)
     torch.manual_seed(3)
