@@ -5,18 +5,22 @@ Fast mode (the default of ``fwp train``): the rule's parallel path, one discrimi
 real and fake images, foreach/fused Adam, and on CUDA TF32 matmuls and a channels-last
 discriminator. Compile mode: fast mode plus torch.compile of
 the generator and the discriminator (``--run-compile default``). All train the same model with the
-same loss.
+same loss. Coop: fast mode with the cooperative objective (CoopNets, Xie et al., TPAMI 2018) of the
+``coop`` preset (``coop-quick`` with ``--quick``): the same painter taught by a descriptor's
+Langevin revision instead of a discriminator; its row also shows the share of the step spent in
+the descriptor's Langevin dynamics.
 
     python benchmarks/bench_train.py                 # the paper's configuration (GPU)
     python benchmarks/bench_train.py --quick         # a small configuration that runs on a CPU
     python benchmarks/bench_train.py --modes reference fast compile --compile-mode max-autotune
+    python benchmarks/bench_train.py --quick --modes fast coop
 
 Prints: device, configuration, batch, median ms/step over the timed steps (after warm-up, which
 includes compilation), training images/s, peak GPU memory, aten operations per step (the average
 over ``gp_every`` consecutive steps, counted eagerly: each non-view operation is at least one
 kernel launch on a GPU, so this count times the per-launch cost is a floor that only compilation
-or CUDA graphs lower), and the speed-up over the reference mode; then generation throughput
-(painter only, no grad).
+or CUDA graphs lower), the speed-up over the reference mode, and for the coop row the share of the
+step spent in Langevin revision; then generation throughput (painter only, no grad).
 """
 
 from __future__ import annotations
@@ -73,8 +77,28 @@ class OperationCount(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+class LangevinTimer:
+    """Times every call of a cooperative objective's ``revise`` (its Langevin dynamics), with the
+    device synchronised around it; ``seconds`` is the running total."""
+
+    def __init__(self, objective, device: torch.device) -> None:
+        self.seconds = 0.0
+        revise = objective.revise
+
+        def timed(*args, **kwargs):
+            _sync(device)
+            start = time.perf_counter()
+            result = revise(*args, **kwargs)
+            _sync(device)
+            self.seconds += time.perf_counter() - start
+            return result
+
+        objective.revise = timed
+
+
 def time_training(preset: str, options: dict, warmup: int, steps: int) -> dict:
-    """Median seconds per full training step (D step, G step, EMA update) on random data."""
+    """Median seconds per full training step (D step, G step, EMA update) on random data; for the
+    cooperative objective also the share of the timed steps spent in Langevin revision."""
     config = build_config(preset, options=options)
     batch = config.optim.batch_size
     size = tuple(config.data.size)
@@ -86,14 +110,20 @@ def time_training(preset: str, options: dict, warmup: int, steps: int) -> dict:
         device = trainer.device
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        times = []
+        cooperative = config.objective.name == "coop"
+        langevin = LangevinTimer(trainer.objective, device) if cooperative else None
+        times, langevin_seconds = [], 0.0
         for index in range(warmup + steps):
+            if index == warmup and langevin is not None:
+                langevin.seconds = 0.0
             _sync(device)
             start = time.perf_counter()
             trainer.train_step()
             _sync(device)
             if index >= warmup:
                 times.append(time.perf_counter() - start)
+        if langevin is not None:
+            langevin_seconds = langevin.seconds
         median = statistics.median(times)
         gp_every = config.objective.gp_every
         operations = None
@@ -110,6 +140,7 @@ def time_training(preset: str, options: dict, warmup: int, steps: int) -> dict:
             "img_s": batch / median,
             "peak_gib": _peak_memory_gib(device),
             "operations": operations,
+            "langevin_share": langevin_seconds / sum(times) if langevin is not None else None,
             "generator": trainer.ema,
         }
 
@@ -146,7 +177,15 @@ def mode_options(mode: str, compile_mode: str) -> dict:
         "fast": {"run.reference": False},
         "amp": {"run.reference": False, "optim.amp": True},
         "compile": {"run.reference": False, "run.compile": compile_mode},
+        "coop": {"run.reference": False},
     }[mode]
+
+
+def mode_preset(mode: str, quick: bool) -> str:
+    """The preset a mode starts from: the cooperative presets for "coop", else the GAN's."""
+    if mode == "coop":
+        return "coop-quick" if quick else "coop"
+    return "quick" if quick else "paper"
 
 
 def main() -> None:
@@ -163,8 +202,8 @@ def main() -> None:
     parser.add_argument(
         "--modes",
         nargs="*",
-        default=["reference", "fast", "compile"],
-        choices=["reference", "fast", "amp", "compile"],
+        default=["reference", "fast", "compile", "coop"],
+        choices=["reference", "fast", "amp", "compile", "coop"],
         help="modes to time (reference first: the speed-up column is relative to it)",
     )
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode of 'compile'")
@@ -173,15 +212,14 @@ def main() -> None:
     parser.add_argument("--generation-batch", type=int, default=256)
     args = parser.parse_args()
 
-    preset = "quick" if args.quick else "paper"
     batches = args.batch or ([32] if args.quick else [20, 64, 256])
     steps = args.steps or (5 if args.quick else 50)
     warmup = args.warmup if args.warmup is not None else (3 if args.quick else 10)
     base = {"run.device": args.device, "run.tensorboard": False}
 
     header = (
-        f"{'mode':<10} {'device':<8} {'config':<7} {'batch':>5} {'ms/step':>9} "
-        f"{'img/s':>9} {'peak GiB':>9} {'ops/step':>9} {'speed-up':>9}"
+        f"{'mode':<10} {'device':<8} {'config':<10} {'batch':>5} {'ms/step':>9} "
+        f"{'img/s':>9} {'peak GiB':>9} {'ops/step':>9} {'speed-up':>9} {'Langevin':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -190,15 +228,19 @@ def main() -> None:
         results = {}
         for mode in args.modes:
             options = {**base, "optim.batch_size": batch, **mode_options(mode, args.compile_mode)}
+            preset = mode_preset(mode, args.quick)
             results[mode] = time_training(preset, options, warmup, steps)
             generators[mode] = results[mode].pop("generator")
             r = results[mode]
             baseline = results[args.modes[0]]["ms"]
             peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
             operations = f"{r['operations']:.0f}" if r["operations"] is not None else "-"
+            share = r["langevin_share"]
+            langevin = f"{100 * share:.0f}%" if share is not None else "-"
             print(
-                f"{mode:<10} {r['device']:<8} {preset:<7} {batch:>5} {r['ms']:>9.1f} "
-                f"{r['img_s']:>9.1f} {peak:>9} {operations:>9} {baseline / r['ms']:>8.2f}x",
+                f"{mode:<10} {r['device']:<8} {preset:<10} {batch:>5} {r['ms']:>9.1f} "
+                f"{r['img_s']:>9.1f} {peak:>9} {operations:>9} {baseline / r['ms']:>8.2f}x "
+                f"{langevin:>9}",
                 flush=True,
             )
 

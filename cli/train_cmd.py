@@ -25,7 +25,8 @@ _config_options = config_options
     type=click.Choice(sorted(PRESETS)),
     default="paper",
     show_default=True,
-    help="Base configuration: the paper's main setting, or 'quick' for a CPU.",
+    help="Base configuration: the paper's main setting, 'quick' for a CPU; 'coop' and "
+    "'coop-quick' train cooperatively (CoopNets' official setting, and for a CPU).",
 )
 @click.option(
     "--config",
@@ -68,7 +69,8 @@ def train(
     quiet: bool,
     **options: Any,
 ) -> None:
-    """Train a learning-rule painter as a GAN (Irie & Schmidhuber, ICLR 2023).
+    """Train a learning-rule painter: as a GAN (Irie & Schmidhuber, ICLR 2023) by default, or
+    with --objective coop by an energy-based descriptor's Langevin revisions (CoopNets).
 
     Layers, each overriding the one before: --preset, --config FILE, the options below, --set.
     """

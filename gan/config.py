@@ -35,7 +35,7 @@ class ConfigError(ValueError):
 PENALTY_TARGETS = {"one-centred": 1.0, "r1": 0.0}
 
 #: training objectives of ``objective.name`` (each registered in :mod:`fwp.gan.objectives`)
-OBJECTIVE_NAMES = ("adversarial",)
+OBJECTIVE_NAMES = ("adversarial", "coop")
 
 #: torch.compile modes of ``run.compile`` ("off": eager)
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
@@ -96,7 +96,7 @@ class RefinerSection:
 class ObjectiveSection:
     """How the generator is taught."""
 
-    name: str = option("adversarial", "the training objective", choices=("adversarial",))
+    name: str = option("adversarial", "the training objective", choices=OBJECTIVE_NAMES)
     loss: str = option("hinge", "adversarial loss", choices=("hinge",))
     gp_weight: float = option(10.0, "weight of the gradient penalty on real images")
     gp_every: int = option(4, "apply the gradient penalty every N steps (lazy regularisation)")
@@ -122,6 +122,62 @@ class ObjectiveSection:
     diversity_cap: float = option(
         0.5, "per-pair image/latent distance ratio above which the diversity term stops pushing"
     )
+
+
+@dataclass
+class CoopSection:
+    """Cooperative training, objective.name "coop" (CoopNets, Xie et al., TPAMI 2018): K Langevin
+    steps of the descriptor revise the painter's images; the painter regresses on the revision."""
+
+    langevin_steps: int = option(15, "K, descriptor Langevin steps per iteration")
+    step_size: float = option(
+        0.002, "Langevin step delta of Y <- Y - delta^2/2 (Y / s^2 - df/dY) + delta eps"
+    )
+    reference_std: float = option(0.016, "s, the std of the descriptor's Gaussian reference")
+    noise: bool = option(True, "the delta eps noise term of each Langevin step (off: noise-free)")
+    clamp: bool = option(False, "clip Y to [-1, 1] after each Langevin step (not in CoopNets)")
+    generator_std: float = option(
+        0.3, "sigma of the painter's regression loss ||Y - g(z)||^2 / (2 sigma^2)"
+    )
+    latent_steps: int = option(
+        0, "Langevin inference steps on z before the painter update (0 = off, as CoopNets)"
+    )
+    latent_step_size: float = option(0.1, "delta_g, the step of the latent Langevin inference")
+    painter_updates: int = option(1, "painter Adam steps on each revision (CoopNets: 1)")
+    descriptor: str = option(
+        "coopnets", "the descriptor network: coopnets, coopnets-small or resnet"
+    )
+    descriptor_width: int = option(64, "channels of the descriptor's first layer")
+    descriptor_outputs: int = option(100, "outputs of the descriptor's last layer; f is their sum")
+    lr_descriptor: float = option(
+        0.007, "Adam learning rate of the descriptor (betas from optim.beta1, optim.beta2)"
+    )
+
+
+def _validate_coop(config: TrainConfig) -> None:
+    """Refuse bad cooperative-training options (the steps only when the objective is on)."""
+    from .networks import check_descriptor_size
+
+    coop = config.coop
+    positive = ("step_size", "reference_std", "generator_std", "latent_step_size", "lr_descriptor")
+    for name in positive:
+        if not getattr(coop, name) > 0:
+            raise ConfigError(f"coop.{name} must be positive; got {getattr(coop, name)}")
+    for name in ("langevin_steps", "latent_steps"):
+        if getattr(coop, name) < 0:
+            raise ConfigError(f"coop.{name} must be >= 0; got {getattr(coop, name)}")
+    for name in ("painter_updates", "descriptor_width", "descriptor_outputs"):
+        if getattr(coop, name) < 1:
+            raise ConfigError(f"coop.{name} must be a positive integer; got {getattr(coop, name)}")
+    try:
+        check_descriptor_size(coop.descriptor, (config.data.size[0], config.data.size[1]))
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    if config.objective.name == "coop" and coop.langevin_steps < 1:
+        raise ConfigError(
+            "coop.langevin_steps must be at least 1 with objective.name 'coop': the painter "
+            "learns from the descriptor's Langevin revision of its images"
+        )
 
 
 @dataclass
@@ -249,6 +305,7 @@ SECTIONS: dict[str, type] = {
     "refiner": RefinerSection,
     "discriminator": DiscriminatorSection,
     "objective": ObjectiveSection,
+    "coop": CoopSection,
     "optim": OptimSection,
     "run": RunSection,
 }
@@ -263,6 +320,7 @@ class TrainConfig:
     refiner: RefinerSection = field(default_factory=RefinerSection)
     discriminator: DiscriminatorSection = field(default_factory=DiscriminatorSection)
     objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    coop: CoopSection = field(default_factory=CoopSection)
     optim: OptimSection = field(default_factory=OptimSection)
     run: RunSection = field(default_factory=RunSection)
     preset: str = "paper"
@@ -336,6 +394,7 @@ class TrainConfig:
             DiffAugment(self.objective.augment, self.objective.augment_probability)
         except ValueError as err:
             raise ConfigError(f"objective.augment: {err}") from None
+        _validate_coop(self)
         if not 0.0 <= self.objective.augment_probability <= 1.0:
             raise ConfigError("objective.augment_probability must be in [0, 1]")
         if self.objective.diversity_weight < 0 or self.objective.diversity_cap <= 0:
@@ -556,6 +615,51 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "checkpoint_every": 250,
             "fid_num": 1000,
         },
+    },
+}
+
+
+# Cooperative training (objective.name "coop"): "coop" is the official CoopNets setting (Xie et al.,
+# TPAMI 2018: batch 100, 15 Langevin steps of size 0.002 with s = 0.016, descriptor Adam lr 0.007,
+# painter Adam lr 1e-4, beta1 0.5, TensorFlow's beta2 0.999) with the paper's painter. In a CPU
+# budget that setting makes every latent paint one striped image (see the README), so
+# "coop-quick" changes five things, each an ordinary option: ten times the Langevin step size and
+# reference s (the same pull towards 0 per step, a 100 times larger push by the descriptor, so f
+# need not grow as large), the revision clipped to [-1, 1], four painter steps per revision, a
+# painter head initialised ten times larger (varied first paintings) and the capped
+# diversity-sensitive painter term of the quick GAN preset.
+PRESETS["coop"] = {
+    "objective": {"name": "coop"},
+    "coop": {"langevin_steps": 15, "descriptor": "coopnets", "descriptor_width": 64},
+    "optim": {"batch_size": 100, "lr_generator": 1e-4, "beta1": 0.5, "beta2": 0.999},
+}
+PRESETS["coop-quick"] = {
+    "data": {"size": [32, 32]},
+    "painter": {**PRESETS["quick"]["painter"], "head_init_scale": 10.0},
+    "objective": {"name": "coop", "diversity_weight": 1000.0, "diversity_cap": 0.5},
+    "coop": {
+        "langevin_steps": 8,
+        "step_size": 0.02,
+        "reference_std": 0.16,
+        "clamp": True,
+        "painter_updates": 4,
+        "descriptor": "coopnets",
+        "descriptor_width": 16,
+    },
+    "optim": {
+        "batch_size": 32,
+        "ema_decay": 0.99,
+        "lr_generator": 1e-3,
+        "beta1": 0.5,
+        "beta2": 0.999,
+    },
+    "run": {
+        "steps": 1500,
+        "minutes": 10.0,
+        "log_every": 25,
+        "sample_every": 100,
+        "checkpoint_every": 100,
+        "fid_num": 1000,
     },
 }
 

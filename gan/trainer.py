@@ -171,16 +171,22 @@ class Trainer:
     @torch.no_grad()
     def save_samples(self) -> None:
         """Sample grids of the EMA generator and of the raw (trained) generator at the fixed
-        latents, and a painting strip of the EMA generator. Early in a run the EMA has barely
-        moved from its initialisation, so the raw grid shows what the painter learns first."""
+        latents, the objective's own grids (:meth:`Objective.extra_sample_grids`), and a painting
+        strip of the EMA generator. Early in a run the EMA has barely moved from its
+        initialisation, so the raw grid shows what the painter learns first."""
         from .viz import save_image_grid, save_painting_strip
 
         generator = self.objective.generator
         was_training = generator.training
         generator.eval()
-        for kind, model in (("samples", self.ema), ("raw", generator)):
-            images = torch.cat([model(z) for z in self.fixed_latents.split(64)])
-            save_image_grid(images.float().cpu(), self.run_dir.sample_grid(self.step, kind), 2)
+        grids = {
+            kind: torch.cat([model(z) for z in self.fixed_latents.split(64)])
+            for kind, model in (("samples", self.ema), ("raw", generator))
+        }
+        grids.update(self.objective.extra_sample_grids(self.fixed_latents))
+        for kind, images in grids.items():
+            path = self.run_dir.sample_grid(self.step, kind)
+            save_image_grid(images.float().cpu(), path, scale=2)
         generator.train(was_training)
         result = self.ema.paint(self.fixed_latents[: self.config.run.strip_latents], frames=True)
         save_painting_strip(
@@ -297,7 +303,9 @@ class Trainer:
         """The metrics row of a log step (and the progress display's update)."""
         remaining = (self.config.run.steps - self.step) * self.config.optim.batch_size
         eta = remaining / max(images_per_second, 1e-9)
-        shown = " ".join(f"{k} {v:.3f}" for k, v in losses.items() if k in ("g_loss", "d_loss"))
+        shown = " ".join(
+            f"{k} {v:.3f}" for k, v in losses.items() if k in self.objective.progress_losses
+        )
         self.progress.update(
             self.step, f"{shown} | {images_per_second:.1f} img/s | ETA {format_seconds(eta)}"
         )

@@ -1,6 +1,14 @@
-"""Networks that judge images: the adversarial discriminator (and, beside it, the critics and
-descriptors of other objectives)."""
+"""Networks that judge images: the adversarial discriminator and the cooperative descriptor
+(and, beside them, the critics of other objectives)."""
 
+from .descriptor import (
+    DESCRIPTORS,
+    ConvDescriptor,
+    Descriptor,
+    ResidualDescriptor,
+    build_descriptor,
+    check_descriptor_size,
+)
 from .discriminator import (
     DISCRIMINATOR_ARCHITECTURES,
     DiscriminatorOutput,
@@ -9,8 +17,14 @@ from .discriminator import (
 )
 
 __all__ = [
+    "DESCRIPTORS",
     "DISCRIMINATOR_ARCHITECTURES",
+    "ConvDescriptor",
+    "Descriptor",
     "DiscriminatorOutput",
     "LightweightDiscriminator",
+    "ResidualDescriptor",
+    "build_descriptor",
+    "check_descriptor_size",
     "check_discriminator_size",
 ]

@@ -62,6 +62,8 @@ class Objective:
 
     #: names of the losses :meth:`train_step` returns, in a fixed order (metrics.csv columns).
     loss_names: tuple[str, ...] = ()
+    #: the losses the progress display shows
+    progress_losses: tuple[str, ...] = ("d_loss", "g_loss")
 
     def __init__(self, device: torch.device, amp: bool = False) -> None:
         self.device = device
@@ -86,6 +88,21 @@ class Objective:
             detached scalar losses by name (still on the device: no host synchronisation).
         """
         raise NotImplementedError
+
+    def extra_sample_grids(self, latents: Tensor) -> dict[str, Tensor]:
+        """Pictures of the objective's own, made when the trainer saves its sample grids.
+
+        Args:
+            latents: the trainer's fixed latents (N, latent_dim).
+
+        Returns:
+            {kind: float images (M, C, H, W) in [-1, 1]}, each saved as the grid
+            ``samples/KIND_STEP.png`` (KIND must not be "samples", "raw" or "strip"). Called
+            without gradients (enable them inside when needed); must not draw from the global
+            random number generators, so that saving pictures never changes training. The base
+            objective has none.
+        """
+        return {}
 
     def learning_rates(self) -> dict[str, float]:
         return {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
