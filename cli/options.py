@@ -30,6 +30,8 @@ ALIASES: dict[str, str] = {
     "optim.batch_size": "--batch-size",
     "optim.amp": "--amp",
     "refiner.enabled": "--refiner",
+    "generator.kind": "--generator",
+    "generator.init_from": "--init-from",
 }
 
 #: the options shown first, in this order (the rest follow by section)
@@ -38,6 +40,7 @@ MAIN_OPTIONS = (
     "opt__data__source",
     "opt__data__size",
     "opt__data__channels",
+    "opt__generator__kind",
     "opt__painter__rule",
     "opt__objective__name",
     "opt__run__steps",
@@ -53,6 +56,7 @@ MAIN_OPTIONS = (
 #: section titles of the grouped help
 SECTION_TITLES = {
     "data": "Data",
+    "generator": "Generator",
     "painter": "Painter",
     "refiner": "Refiner",
     "discriminator": "Discriminator",
@@ -91,6 +95,8 @@ def _metavar(kind: str, choices: tuple[str, ...] | None, dotted: str) -> str:
         return "N|HxW"
     if kind.startswith("dict"):
         return "TABLE"
+    if kind.startswith("list"):
+        return "N[,N...]"
     return {"int": "INT", "float": "NUM", "str": "TEXT"}.get(kind, kind.upper())
 
 

@@ -41,7 +41,9 @@ def paint(
     """Paint with a trained run directory or checkpoint SOURCE.
 
     Writes images/NNNNN.png, grid.png, strip.png (rank-1 updates above, partial images below,
-    for the first --strips latents) and painting.gif (the painting process).
+    for the first --strips latents) and painting.gif (the painting process). For a painter with
+    a refiner, images/ and grid.png are refined and painter_grid.png shows the same latents
+    painted before refinement.
     """
     from fwp.gan.paintings import paint_run
     from fwp.gan.runtime import pick_device
@@ -57,6 +59,5 @@ def paint(
             device=pick_device(device),
             out=out_dir,
         )
-    click.echo(
-        f"wrote {paintings.num} images, grid.png, strip.png and painting.gif to {paintings.folder}"
-    )
+    files = ", ".join(paintings.files[:-1]) + f" and {paintings.files[-1]}"
+    click.echo(f"wrote {paintings.num} images, {files} to {paintings.folder}")

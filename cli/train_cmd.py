@@ -11,6 +11,7 @@ import click
 
 from fwp.gan.config import PRESETS, ConfigError, build_config, parse_assignment
 from fwp.gan.run import check_runnable, new_run, resume_config, run_finished, train_run
+from fwp.gan.stages import check_init_source
 
 from .common import plugin_option, user_errors
 from .options import GroupedHelpCommand, config_options, given_options
@@ -69,8 +70,10 @@ def train(
     quiet: bool,
     **options: Any,
 ) -> None:
-    """Train a learning-rule painter: as a GAN (Irie & Schmidhuber, ICLR 2023) by default, or
-    with --objective coop by an energy-based descriptor's Langevin revisions (CoopNets).
+    """Train a generator: a learning-rule painter (Irie & Schmidhuber, ICLR 2023) or the LightGAN
+    conv baseline (--generator conv); as a GAN by default, or with --objective coop by an
+    energy-based descriptor's Langevin revisions (CoopNets). --init-from RUN_DIR --refiner trains
+    the U-Net refiner after a trained painter.
 
     Layers, each overriding the one before: --preset, --config FILE, the options below, --set.
     """
@@ -90,9 +93,12 @@ def train(
             run_path = Path(resume_dir)
         else:
             config = build_config(preset, config_file, given, assignments)
-            run_path = Path(run_dir) if run_dir else _default_run_dir(preset, config.painter.rule)
+            label = "conv" if config.generator.kind == "conv" else config.painter.rule
+            run_path = Path(run_dir) if run_dir else _default_run_dir(preset, label)
     with user_errors():
         check_runnable(config)
+        if dry_run and resume_dir is None:
+            check_init_source(config)
     if dry_run:
         click.echo(json.dumps(config.to_dict(), indent=2))
         return
@@ -111,5 +117,5 @@ def train(
     click.echo(f"fwp: finished at step {result.step} in {run_path} {losses}".rstrip())
 
 
-def _default_run_dir(preset: str, rule: str) -> Path:
-    return Path("runs") / f"{preset}-{rule}-{time.strftime('%Y%m%d-%H%M%S')}"
+def _default_run_dir(preset: str, label: str) -> Path:
+    return Path("runs") / f"{preset}-{label}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -55,11 +55,9 @@ from typing import Any
 import torch
 from torch.torch_version import TorchVersion
 
-from fwp.painters import Generator
-
 from .config import ConfigError, TrainConfig
 from .files import atomic_save
-from .generators import build_generator
+from .generators import TrainedGenerator, build_generator
 from .plugins import load_recorded_plugins
 from .rundir import RunDir, config_from_saved, resolve_checkpoint
 from .runtime import check_rng_state, plain_rng_state
@@ -164,7 +162,7 @@ def load_generator(
     ema: bool = True,
     device: str | torch.device = "cpu",
     best: bool = False,
-) -> tuple[Generator, TrainConfig]:
+) -> tuple[TrainedGenerator, TrainConfig]:
     """Load a trained generator (EMA weights by default) and the configuration it was trained
     with, from a run directory (its last or best checkpoint) or a checkpoint file, through
     :func:`load_checkpoint`.

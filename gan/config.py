@@ -16,10 +16,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from fwp.painters import PAINTER_PRESETS, PainterConfig
+from fwp.painters import (
+    PAINTER_PRESETS,
+    REFINER_ARCHITECTURES,
+    REFINER_OUTPUTS,
+    ConvGeneratorConfig,
+    PainterConfig,
+)
 from fwp.painters.painter import CONTROLLERS, INPUT_GENERATORS, OUTPUT_ACTIVATIONS
 
 from .naming import parse_size
+from .networks.discriminator import DISCRIMINATOR_ARCHITECTURES, OUTPUT_SIZES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,6 +46,12 @@ OBJECTIVE_NAMES = ("adversarial", "coop")
 
 #: torch.compile modes of ``run.compile`` ("off": eager)
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+
+#: generators of ``generator.kind``: a learning-rule painter, or the LightGAN conv baseline
+GENERATOR_KINDS = ("painter", "conv")
+
+#: which weights of an init run (``generator.init_from``) the painters of a new stage start from
+INIT_WEIGHTS = ("ema", "raw", "raw+ema")
 
 
 def option(
@@ -81,15 +94,96 @@ class DiscriminatorSection:
     minibatch_std: bool = option(
         False, "append the batch's feature spread before the main head (against collapse)"
     )
+    architecture: str = option(
+        "fwp",
+        "fwp: fwp's own design; official: the official FPA code's (lucidrains/lightweight-gan)",
+        choices=tuple(DISCRIMINATOR_ARCHITECTURES),
+    )
+    attention_resolutions: list[int] = option(  # noqa: RUF009 (option returns a dataclasses.field)
+        help="input sides of the blocks preceded by linear attention, e.g. 32 or 16,32; "
+        "empty = none",
+        default_factory=list,
+    )
+    output_size: int = option(
+        5, "main head: 5 (a 5x5 grid of patch logits, averaged) or 1 (one logit, the official)"
+    )
+
+
+@dataclass
+class GeneratorSection:
+    """Which generator is trained, and where a second (refinement) stage starts from."""
+
+    kind: str = option(
+        "painter",
+        "painter: a learning-rule painter ([painter]); conv: the LightGAN conv baseline "
+        "(Liu et al., ICLR 2021)",
+        choices=GENERATOR_KINDS,
+    )
+    latent_dim: int = option(256, "conv generator: size of the latent z (the official 256)")
+    max_channels: int = option(512, "conv generator: cap on any layer's width (official 512)")
+    attention_resolutions: list[int] = option(  # noqa: RUF009 (option returns a dataclasses.field)
+        help="conv generator: input sides of the layers preceded by linear attention",
+        default_factory=lambda: [32],
+    )
+    output_activation: str = option(
+        "tanh",
+        "conv generator: tanh (images in [-1, 1]) or none (the official unbounded output)",
+        choices=OUTPUT_ACTIVATIONS,
+    )
+    init_from: str = option(
+        "",
+        "start a refinement stage from this trained painter run (run directory or checkpoint "
+        "file; needs --refiner); empty = from scratch",
+    )
+    init_weights: str = option(
+        "ema",
+        "init run's weights the painters start from: ema (both), raw (both) or raw+ema "
+        "(trained painter raw, EMA painter ema)",
+        choices=INIT_WEIGHTS,
+    )
+    freeze_painter: bool = option(
+        True, "with --init-from: keep the painter fixed, train the refiner (official --frozen_base)"
+    )
+    init_discriminator: bool = option(
+        True,
+        "with --init-from: start from the init run's discriminator (off: a fresh one, the "
+        "official --load_only_g)",
+    )
 
 
 @dataclass
 class RefinerSection:
     """The optional U-Net refiner after the painter (the paper's FPA/U-Net)."""
 
-    enabled: bool = option(False, "refine every painted image with a U-Net (trained jointly)")
+    enabled: bool = option(
+        False, "refine every painted image with a U-Net (trained jointly, or after --init-from)"
+    )
     base_channels: int = option(32, "U-Net channels at full resolution")
     depth: int = option(3, "U-Net down/up levels (the image size must divide by 2^depth)")
+    architecture: str = option(
+        "compact",
+        "compact: fwp's small U-Net; official: the official code's denoising-diffusion U-Net",
+        choices=REFINER_ARCHITECTURES,
+    )
+    output: str = option(
+        "residual",
+        "residual: tanh(atanh(x) + U-Net(x)), identity at the start; direct: tanh(U-Net(x)), "
+        "the official",
+        choices=REFINER_OUTPUTS,
+    )
+    lr: float = option(
+        0.0, "Adam learning rate of the refiner (official --unet_lr); 0 = the generator's"
+    )
+    match_loss_weight: float = option(
+        0.0,
+        "weight of the official match loss mean((painted - refined.detach())^2), which pulls "
+        "the painter toward the refined image; 0 = off",
+    )
+    judge_painter: bool = option(
+        False,
+        "the discriminator also judges the unrefined painted images, which the generator is "
+        "trained on too (official --pre_unet_loss)",
+    )
 
 
 @dataclass
@@ -121,6 +215,16 @@ class ObjectiveSection:
     )
     diversity_cap: float = option(
         0.5, "per-pair image/latent distance ratio above which the diversity term stops pushing"
+    )
+    intermediate_images: int = option(
+        1,
+        "N: the discriminator also judges N-1 partial paintings, after j*T/N+1 updates "
+        "(official --use_intermed_loss); 1 = off",
+    )
+    scale_intermediate: bool = option(
+        True,
+        "multiply the j-th partial matrix by N/j before the output activation (official "
+        "--scale_intermed_loss)",
     )
 
 
@@ -190,6 +294,18 @@ class OptimSection:
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.9, "Adam beta2")
     ema_decay: float = option(0.995, "decay of the generator's weight EMA (the sampled network)")
+    ema_start: int = option(
+        0, "update the EMA at step indices >= N only (from 0; the official 20001: after 20000)"
+    )
+    ema_every: int = option(1, "update the EMA every N steps (the official 10)")
+    ema_reset_every: int = option(
+        0,
+        "copy the trained generator into the EMA at step indices = 2 mod N (lightweight-gan's "
+        "phase; the official 1000); 0 = never",
+    )
+    ema_reset_until: int = option(
+        0, "last step index at which the EMA may be reset (the official 25000)"
+    )
     amp: bool = option(False, "bf16 mixed precision for controller and discriminator (GPU)")
 
 
@@ -301,6 +417,7 @@ PainterSection = dataclasses.make_dataclass(
 
 SECTIONS: dict[str, type] = {
     "data": DataSection,
+    "generator": GeneratorSection,
     "painter": PainterSection,
     "refiner": RefinerSection,
     "discriminator": DiscriminatorSection,
@@ -316,6 +433,7 @@ class TrainConfig:
     """The whole configuration of a training run, one attribute per section."""
 
     data: DataSection = field(default_factory=DataSection)
+    generator: GeneratorSection = field(default_factory=GeneratorSection)
     painter: PainterSection = field(default_factory=PainterSection)
     refiner: RefinerSection = field(default_factory=RefinerSection)
     discriminator: DiscriminatorSection = field(default_factory=DiscriminatorSection)
@@ -346,7 +464,69 @@ class TrainConfig:
             **dataclasses.asdict(self.painter),
         )
 
+    def conv_generator_config(self) -> ConvGeneratorConfig:
+        """The :class:`ConvGeneratorConfig` of ``generator.kind = conv`` (side from the data)."""
+        gen = self.generator
+        return ConvGeneratorConfig(
+            size=self.data.size[0],
+            channels=self.data.channels,
+            latent_dim=gen.latent_dim,
+            max_channels=gen.max_channels,
+            attention_resolutions=tuple(gen.attention_resolutions),
+            output_activation=gen.output_activation,
+        )
+
     # -- validation ---------------------------------------------------------------------------
+    def _validate_stages(self) -> None:
+        """The generator kind, the refinement stage and the intermediate-image loss together."""
+        gen, refiner, objective = self.generator, self.refiner, self.objective
+        if gen.kind == "conv":
+            if refiner.enabled:
+                raise ConfigError(
+                    "refiner.enabled: the conv generator takes no refiner (the paper's FPA/U-Net "
+                    "refines painters only); drop --refiner or use --generator painter"
+                )
+            if gen.init_from:
+                raise ConfigError(
+                    "generator.init_from starts the refinement stage of a painter; it does not "
+                    "apply to the conv generator"
+                )
+        if gen.init_from and not refiner.enabled:
+            raise ConfigError(
+                "generator.init_from starts the FPA/U-Net refinement stage from a painter run: "
+                "enable the refiner (--refiner)"
+            )
+        if refiner.lr < 0 or refiner.match_loss_weight < 0:
+            raise ConfigError(
+                "refiner.lr must be >= 0 (0 = optim.lr_generator) and refiner.match_loss_weight "
+                ">= 0 (0 = off)"
+            )
+        if (refiner.match_loss_weight > 0 or refiner.judge_painter) and not refiner.enabled:
+            raise ConfigError(
+                "refiner.match_loss_weight and refiner.judge_painter compare painted and refined "
+                "images: enable the refiner (--refiner)"
+            )
+        if refiner.match_loss_weight > 0 and gen.init_from and gen.freeze_painter:
+            raise ConfigError(
+                "refiner.match_loss_weight pulls the painter toward the refined image, but "
+                "generator.freeze_painter keeps the painter fixed: set one of them off "
+                "(--no-generator-freeze-painter or --refiner-match-loss-weight 0)"
+            )
+        stages = objective.intermediate_images
+        if stages < 1:
+            raise ConfigError(f"objective.intermediate_images must be >= 1 (1 = off); got {stages}")
+        if stages > 1:
+            if gen.kind != "painter" or refiner.enabled:
+                raise ConfigError(
+                    "objective.intermediate_images judges partial paintings: it needs a painter "
+                    "without refiner (--generator painter, no --refiner)"
+                )
+            if self.painter.steps % stages:
+                raise ConfigError(
+                    f"objective.intermediate_images ({stages}) must divide painter.steps "
+                    f"({self.painter.steps}), as in the official code"
+                )
+
     def validate(self) -> None:
         """Refuse invalid values and combinations before any work starts."""
         from .augment import DiffAugment
@@ -360,7 +540,15 @@ class TrainConfig:
         if self.data.limit < 0:
             raise ConfigError(f"data.limit must be >= 0 (0 = all images); got {self.data.limit}")
         try:
-            self.painter_config().validate()
+            if self.generator.kind == "conv":
+                if size[0] != size[1]:
+                    raise ValueError(
+                        f"the conv generator paints square images: set data.size to N; got "
+                        f"{size[0]}x{size[1]}"
+                    )
+                self.conv_generator_config().validate()
+            else:
+                self.painter_config().validate()
             check_discriminator_size((size[0], size[1]))
         except ValueError as err:
             raise ConfigError(str(err)) from err
@@ -387,9 +575,31 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self.optim, name) < 1.0:
                 raise ConfigError(f"optim.{name} must be in [0, 1)")
+        schedule = {
+            "optim.ema_start": (self.optim.ema_start, 0),
+            "optim.ema_every": (self.optim.ema_every, 1),
+            "optim.ema_reset_every": (self.optim.ema_reset_every, 0),
+            "optim.ema_reset_until": (self.optim.ema_reset_until, 0),
+            "discriminator.max_channels": (self.discriminator.max_channels, 1),
+        }
+        for name, (value, least) in schedule.items():
+            if value < least:
+                raise ConfigError(f"{name} must be an integer >= {least}; got {value}")
+        if self.discriminator.output_size not in OUTPUT_SIZES:
+            raise ConfigError(
+                f"discriminator.output_size must be one of {', '.join(map(str, OUTPUT_SIZES))}; "
+                f"got {self.discriminator.output_size}"
+            )
+        attention = self.discriminator.attention_resolutions
+        if any(r < 16 or r & (r - 1) for r in attention):
+            raise ConfigError(
+                f"discriminator.attention_resolutions must hold powers of two >= 16 (the blocks' "
+                f"input sides); got {attention}"
+            )
         for dotted, value, choices in _text_choices(self):
             if value not in choices:
                 raise ConfigError(f"{dotted} must be one of {', '.join(choices)}; got {value!r}")
+        self._validate_stages()
         try:
             DiffAugment(self.objective.augment, self.objective.augment_probability)
         except ValueError as err:
@@ -465,6 +675,8 @@ def _coerce(section: str, name: str, kind: Any, value: Any) -> Any:
             return list(parse_size(value))
         except ValueError as err:
             raise ConfigError(f"data.size: {err}") from None
+    if kind_name == "list[int]":
+        return _int_list(where, value)
     if where == "painter.rule_options":
         if isinstance(value, str):
             value = _parse_toml_value(value)
@@ -475,6 +687,28 @@ def _coerce(section: str, name: str, kind: Any, value: Any) -> Any:
             )
         return dict(value)
     return value
+
+
+def _int_list(where: str, value: Any) -> list[int]:
+    """A list of integers from a list, one integer, or text such as ``32``, ``16,32``,
+    ``[16, 32]`` or ``""`` (an empty list)."""
+    if isinstance(value, str):
+        text = value.strip().strip("[]")
+        items: list[Any] = [part.strip() for part in text.split(",") if part.strip()]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ConfigError(f"{where} must be a list of integers such as 16,32; got {value!r}")
+    try:
+        if any(isinstance(item, bool | float) for item in items):
+            raise ValueError
+        return [int(item) for item in items]
+    except ValueError:
+        raise ConfigError(
+            f"{where} must be a list of integers such as 16,32; got {value!r}"
+        ) from None
 
 
 def _parse_toml_value(text: str) -> Any:
@@ -591,16 +825,42 @@ def _painter_preset_overrides(name: str) -> dict[str, Any]:
     }
 
 
-#: presets as nested overrides of the defaults (the defaults are the paper's main setting).
+#: presets as nested overrides of the defaults. The defaults are the paper's main setting, except
+#: for options added later, whose defaults keep fwp's earlier behaviour (a saved run that lacks
+#: them takes their defaults) and which the paper preset sets here.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "paper": {},
+    "paper": {
+        # the official code's discriminator (12,326,632 parameters at 64x64 RGB) and U-Net
+        # (the official --max_unet_dim 4 with its tanh output; painter + U-Net 14,423,366)
+        "discriminator": {
+            "architecture": "official",
+            "attention_resolutions": [32],
+            "output_size": 1,
+        },
+        "refiner": {
+            "architecture": "official",
+            "output": "direct",
+            "base_channels": 64,
+            "depth": 2,
+        },
+    },
     "quick": {
         # the painter architecture is the painters package's "quick" preset (one table)
         "data": {"size": [PAINTER_PRESETS["quick"].height, PAINTER_PRESETS["quick"].width]},
         "painter": _painter_preset_overrides("quick"),
+        # the conv baseline about 3x the painter's size, as in the paper (1.4M vs 0.42M here)
+        "generator": {"latent_dim": 64, "max_channels": 128},
+        "refiner": {"architecture": "compact", "output": "residual"},
         # with the paper's training setting, every latent paints one of one or two images within
         # a CPU budget; these three changes (see the README) give varied emoji-like samples
-        "discriminator": {"base_channels": 16, "max_channels": 128, "minibatch_std": True},
+        "discriminator": {
+            "architecture": "fwp",
+            "attention_resolutions": [],
+            "output_size": 5,
+            "base_channels": 16,
+            "max_channels": 128,
+            "minibatch_std": True,
+        },
         "objective": {"diversity_weight": 1.0},
         "optim": {
             "batch_size": 32,

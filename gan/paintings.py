@@ -1,5 +1,6 @@
 """What ``fwp paint`` writes: a trained generator's images, a grid, painting strips and an
-animation of the painting process, into the run's ``paintings/`` folder."""
+animation of the painting process, into the run's ``paintings/`` folder; for a painter with the
+U-Net refiner (FPA/U-Net) also the grid of its unrefined paintings beside the refined one."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from fwp.painters import Generator
-
 from .checkpoint import load_generator
 from .data import to_uint8
+from .generators import TrainedGenerator
 from .rundir import RunDir
 from .viz import save_image_grid, save_painting_gif, save_painting_strip
 
@@ -23,13 +23,18 @@ class Paintings:
 
     folder: Path
     num: int
+    files: tuple[str, ...] = ("grid.png", "strip.png", "painting.gif")
 
 
 def write_paintings(
-    generator: Generator, out: Path, num: int, seed: int, strips: int, device: torch.device
+    generator: TrainedGenerator, out: Path, num: int, seed: int, strips: int, device: torch.device
 ) -> Paintings:
     """``out``/images/NNNNN.png, grid.png, strip.png (rank-1 updates above, partial images below,
-    for the first ``strips`` latents) and painting.gif, from latents drawn with ``seed``."""
+    for the first ``strips`` latents) and painting.gif, from latents drawn with ``seed``.
+
+    With a refiner, images/ and grid.png hold the refined images, and painter_grid.png the
+    painter's own images of the same latents, in the same places; the strip and the animation
+    show the painting before refinement. The conv generator's strip is a one-step painting."""
     if num < 1 or strips < 1:
         raise ValueError("--num and --strips must be at least 1")
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -40,13 +45,18 @@ def write_paintings(
             out / "images" / f"{index:05d}.png"
         )
     save_image_grid(images, out / "grid.png", scale=2)
+    files: tuple[str, ...] = ("grid.png",)
+    if getattr(generator, "refiner", None) is not None:
+        painted = generator.painter.sample(num, seed=seed)  # the same latents, unrefined
+        save_image_grid(painted, out / "painter_grid.png", scale=2)
+        files += ("painter_grid.png",)
     latents = generator.sample_latents(min(strips, num), torch.Generator().manual_seed(seed))
     with torch.no_grad():
         result = generator.paint(latents.to(device), frames=True)
     updates, partials = result.updates.float().cpu(), result.partials.float().cpu()
     save_painting_strip(updates, partials, out / "strip.png")
     save_painting_gif(partials, out / "painting.gif")
-    return Paintings(out, num)
+    return Paintings(out, num, (*files, "strip.png", "painting.gif"))
 
 
 def paint_run(

@@ -28,6 +28,7 @@ from .files import atomic_write_json
 from .plugins import plugins_of_rule
 from .rundir import RunDir
 from .runtime import pick_device
+from .stages import check_init_source
 from .trainer import TrainResult, train
 
 #: options that may change when a run is resumed: its budget, where and how fast it runs, what it
@@ -67,7 +68,8 @@ def check_runnable(config: TrainConfig) -> None:
 
 def new_run(config: TrainConfig, run_dir: str | Path) -> RunDir:
     """Create a run directory holding ``config`` (with the plugin that registered its rule,
-    if any, recorded in ``run.plugins``); refuses a folder that already holds a run."""
+    if any, recorded in ``run.plugins``); refuses a folder that already holds a run, and a
+    refinement stage whose init run (``generator.init_from``) cannot start it."""
     run = RunDir(run_dir)
     if run.checkpoint_dir.is_dir():
         raise ConfigError(
@@ -78,6 +80,7 @@ def new_run(config: TrainConfig, run_dir: str | Path) -> RunDir:
         dict.fromkeys([*config.run.plugins, *plugins_of_rule(config.painter.rule)])
     )
     check_data(config)  # the device is checked where the run trains (a sweep's cell process)
+    check_init_source(config)
     run.write_config(config)
     return run
 

@@ -21,13 +21,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fwp.painters import Generator
-
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import DataStream, load_images
-from .ema import ema_update
-from .generators import build_generator
+from .ema import EMASchedule
+from .generators import TrainedGenerator, build_generator
 from .metrics_log import MetricsLog
 from .objectives import Objective, build_objective
 from .progress import ProgressDisplay, format_seconds
@@ -95,9 +93,17 @@ class Trainer:
             )
         self.stream = DataStream(images, config.optim.batch_size, seed=run.seed, device=self.device)
         self.objective: Objective = build_objective(config, build_generator(config), self.device)
-        self.ema: Generator = copy.deepcopy(self.objective.generator).eval()
+        self.ema: TrainedGenerator = copy.deepcopy(self.objective.generator).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
+        optim = config.optim
+        self.ema_schedule = EMASchedule(
+            optim.ema_decay,
+            start=optim.ema_start,
+            every=optim.ema_every,
+            reset_every=optim.ema_reset_every,
+            reset_until=optim.ema_reset_until,
+        )
 
         latent_rng = torch.Generator().manual_seed(run.seed + 1)
         self.fixed_latents = self.ema.sample_latents(run.num_samples, latent_rng).to(self.device)
@@ -123,6 +129,11 @@ class Trainer:
         if self.run_dir.has_checkpoint():
             self.restore(self.run_dir.last_checkpoint)
         else:
+            if config.generator.init_from:  # a refinement stage: the painter of a trained run
+                from .stages import read_init_source, start_stage
+
+                source = read_init_source(config)
+                start_stage(source, config, self.objective.generator, self.ema, self.objective)
             self.save_checkpoint()  # step 0: a run is resumable from its first moment
 
     # -- state ---------------------------------------------------------------------------------
@@ -212,7 +223,7 @@ class Trainer:
         losses as device tensors (not synchronised)."""
         real = self.stream.next_batch()
         losses = self.objective.train_step(real, self.step)
-        ema_update(self.ema, self.objective.generator, self.config.optim.ema_decay)
+        self.ema_schedule.apply(self.ema, self.objective.generator, self.step)
         self.step += 1
         return losses
 

@@ -284,6 +284,44 @@ class Painter(nn.Module):
             partials=self._output(result.partials),
         )
 
+    def paint_stages(self, z: Tensor, stages: int, scale: bool = True) -> Tensor:
+        """N - 1 partial paintings and the final image of each latent, for the intermediate-image
+        loss of the official FPA code (its ``--use_intermed_loss N``).
+
+        With T steps, stage j < N is the matrix after ``j * T // N + 1`` rank-1 updates (the
+        official loop appends it at step index ``j * T // N``), multiplied by ``N / j`` when
+        ``scale`` (its ``--scale_intermed_loss``: a partial sum of updates is fainter); stage N
+        is the final matrix. The output activation is applied to each.
+
+        Args:
+            z: latents (B, latent_dim).
+            stages: N, between 1 and T, dividing T.
+            scale: multiply partial matrix j by N / j.
+
+        Returns:
+            images (N, B, C, H, Wd); ``[-1]`` equals :meth:`paint` of ``z``.
+        """
+        steps = self.config.steps
+        if not isinstance(stages, int) or not 1 <= stages <= steps or steps % stages:
+            raise ValueError(
+                f"stages must be an integer between 1 and painter steps ({steps}) that divides "
+                f"them; got {stages!r}"
+            )
+        K, V, LR = self.sequences(z)
+        run = self.rule.paint if self.fast_path else self.rule.scan
+        with full_precision(z.device):
+            if stages == 1:
+                return self._output(run(K, V, LR))[None]
+            result = run(K, V, LR, frames=True)
+            index = torch.tensor([j * steps // stages for j in range(1, stages)], device=z.device)
+            partials = result.partials.index_select(0, index)  # (N - 1, B, C, H, Wd)
+            if scale:
+                factors = torch.tensor(
+                    [stages / j for j in range(1, stages)], device=z.device, dtype=partials.dtype
+                )
+                partials = partials * rearrange(factors, "n -> n 1 1 1 1")
+            return self._output(torch.cat([partials, result.image[None]]))
+
     def forward(self, z: Tensor) -> Tensor:
         """z (B, latent_dim) -> images (B, C, H, Wd)."""
         return self.paint(z)

@@ -1,18 +1,22 @@
 """The adversarial objective of "Images as Weight Matrices" (Irie & Schmidhuber, ICLR 2023): a
 Lightweight-GAN discriminator with hinge loss, its reconstruction loss, a gradient penalty, optional
-differentiable augmentation and an optional diversity-sensitive generator term."""
+differentiable augmentation, an optional diversity-sensitive generator term, and the official
+code's options that show the discriminator more fakes per real batch: partial paintings
+(intermediate-image loss) and a refiner's unrefined input, with the match loss of the refiner."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor
-
-from fwp.painters import Generator
 
 from ..augment import DiffAugment
 from ..compiled import maybe_compile
 from ..config import PENALTY_TARGETS, TrainConfig
+from ..generators import TrainedGenerator, generator_param_groups
 from ..networks import DiscriminatorOutput, LightweightDiscriminator
 from .base import Objective, frozen, make_adam, register_objective
 
@@ -21,6 +25,44 @@ def hinge_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutpu
     """Hinge loss of both heads: relu(1 - D(x)) + relu(1 + D(G(z)))."""
     loss = F.relu(1.0 - real.logits).mean() + F.relu(1.0 + fake.logits).mean()
     return loss + F.relu(1.0 - real.small_logits).mean() + F.relu(1.0 + fake.small_logits).mean()
+
+
+def pooled_hinge_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> Tensor:
+    """Hinge loss of both heads pooled over all scored images, for more fakes than reals:
+    (sum relu(1 - D(x)) + sum relu(1 + D(G(z)))) / (B_real + B_fake) per head.
+
+    This is the official FPA code's ``hinge_loss_bis``, which it uses when the discriminator
+    judges several fakes per real image (partial paintings, or painted and refined images).
+    """
+
+    def head(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        total = F.relu(1.0 - real_logits).sum() + F.relu(1.0 + fake_logits).sum()
+        return total / (real_logits.shape[0] + fake_logits.shape[0])
+
+    return head(real.logits, fake.logits) + head(real.small_logits, fake.small_logits)
+
+
+def match_loss(painted: Tensor, refined: Tensor) -> Tensor:
+    """mean((painted - refined.detach())^2): the official ``--use_unet_match_loss``, an MSE that
+    pulls the painter's image (B, C, H, W) toward its refinement; no gradient reaches the refiner.
+    """
+    return F.mse_loss(painted, refined.detach())
+
+
+@dataclass
+class Fakes:
+    """A batch of generated images as the objective uses it.
+
+    Attributes:
+        judged: what the discriminator scores, (k B, C, H, W): the final images, preceded by
+            partial paintings or unrefined images when the options ask for them.
+        final: the generator's images (B, C, H, W).
+        painted: a refined generator's unrefined images (B, C, H, W), when needed.
+    """
+
+    judged: Tensor
+    final: Tensor
+    painted: Tensor | None = None
 
 
 def hinge_generator_loss(fake: DiscriminatorOutput) -> Tensor:
@@ -73,6 +115,13 @@ class AdversarialObjective(Objective):
     images every ``gp_every`` steps, optional differentiable augmentation of both real and
     generated images (Zhao et al., 2020), and an optional diversity-sensitive generator term (off
     in the paper's setting; see :func:`diversity_loss`).
+
+    Options of the official code: with ``objective.intermediate_images`` N > 1 the
+    discriminator also judges N - 1 partial paintings per latent
+    (:meth:`~fwp.painters.Painter.paint_stages`), with ``refiner.judge_painter`` the unrefined
+    painted images; then its hinge loss is pooled over all images
+    (:func:`pooled_hinge_discriminator_loss`) and the generator's loss averages over all fakes.
+    ``refiner.match_loss_weight`` adds :func:`match_loss`.
     """
 
     loss_names = (
@@ -85,15 +134,28 @@ class AdversarialObjective(Objective):
         "diversity",
     )
 
-    def __init__(self, config: TrainConfig, generator: Generator, device: torch.device) -> None:
+    def __init__(
+        self, config: TrainConfig, generator: TrainedGenerator, device: torch.device
+    ) -> None:
         super().__init__(device, amp=config.optim.amp)
         self.config = config
+        refiner = config.refiner
+        #: a refined generator's painted images are needed (judged, or matched)
+        self.uses_painted = refiner.enabled and (
+            refiner.judge_painter or refiner.match_loss_weight > 0
+        )
+        if self.uses_painted:
+            self.loss_names = (*self.loss_names, "match")
+        disc = config.discriminator
         self.discriminator = LightweightDiscriminator(
             tuple(config.data.size),
             channels=config.data.channels,
-            base_channels=config.discriminator.base_channels,
-            max_channels=config.discriminator.max_channels,
-            minibatch_std=config.discriminator.minibatch_std,
+            base_channels=disc.base_channels,
+            max_channels=disc.max_channels,
+            minibatch_std=disc.minibatch_std,
+            architecture=disc.architecture,
+            attention_resolutions=tuple(disc.attention_resolutions),
+            output_size=disc.output_size,
         ).to(device)
         if device.type == "cuda" and not config.run.reference:
             self.discriminator = self.discriminator.to(memory_format=torch.channels_last)
@@ -102,7 +164,11 @@ class AdversarialObjective(Objective):
         reference = config.run.reference
         self.optimizers = {
             "generator": make_adam(
-                generator.parameters(), config.optim.lr_generator, betas, device, reference
+                generator_param_groups(config, generator),
+                config.optim.lr_generator,
+                betas,
+                device,
+                reference,
             ),
             "discriminator": make_adam(
                 self.discriminator.parameters(),
@@ -130,6 +196,25 @@ class AdversarialObjective(Objective):
     def _latents(self, batch: int) -> Tensor:
         return torch.randn(batch, self.generator.latent_dim, device=self.device)
 
+    def _fakes(self, latents: Tensor) -> Fakes:
+        """The generator's images of ``latents`` (B, latent_dim), and what the discriminator
+        judges of them (see :class:`Fakes`)."""
+        stages, refiner = self.config.objective.intermediate_images, self.config.refiner
+        generator = self.generator
+        if stages > 1:  # a painter without refiner (validated)
+            painted = generator.painter.paint_stages(
+                latents, stages, self.config.objective.scale_intermediate
+            )
+            judged = rearrange(painted, "n b c h w -> (n b) c h w")
+            return Fakes(judged=judged, final=painted[-1])
+        if self.uses_painted:
+            painted = generator.painter(latents)
+            final = generator.refiner(painted)
+            judged = torch.cat([painted, final]) if refiner.judge_painter else final
+            return Fakes(judged=judged, final=final, painted=painted)
+        images = self.generate(latents)
+        return Fakes(judged=images, final=images)
+
     def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
         cfg = self.config.objective
         batch = real.shape[0]
@@ -137,7 +222,7 @@ class AdversarialObjective(Objective):
 
         # discriminator
         with torch.no_grad(), self.autocast():
-            fake = self.generate(self._latents(batch))
+            fake = self._fakes(self._latents(batch)).judged
         penalise = step % cfg.gp_every == 0
         real = real.detach().requires_grad_(penalise)
         d_opt.zero_grad(set_to_none=True)
@@ -149,7 +234,9 @@ class AdversarialObjective(Objective):
             else:  # the reference mode (never compiled): two plain calls
                 out_real = self.discriminator(real_input, reconstruct=True)
                 out_fake = self.discriminator(fake_input)
-            adversarial = hinge_discriminator_loss(out_real, out_fake)
+            pooled = fake.shape[0] > batch  # several fakes per real: the official pooling
+            hinge = pooled_hinge_discriminator_loss if pooled else hinge_discriminator_loss
+            adversarial = hinge(out_real, out_fake)
             reconstruction = out_real.reconstruction_loss
             d_loss = adversarial + cfg.reconstruction_weight * reconstruction
         if penalise:
@@ -164,15 +251,20 @@ class AdversarialObjective(Objective):
         g_opt.zero_grad(set_to_none=True)
         with frozen(self.discriminator), self.autocast():
             latents = self._latents(batch)
-            images = self.generate(latents)
-            g_loss = hinge_generator_loss(self.score(self.augment(images)))
-            ratios = diversity_ratios(images.float(), latents)
+            fakes = self._fakes(latents)
+            g_loss = hinge_generator_loss(self.score(self.augment(fakes.judged)))
+            ratios = diversity_ratios(fakes.final.float(), latents)
             if cfg.diversity_weight > 0:
                 g_loss = g_loss + cfg.diversity_weight * diversity_loss(ratios, cfg.diversity_cap)
+            matched = None
+            if fakes.painted is not None:
+                matched = match_loss(fakes.painted.float(), fakes.final.float())
+                if self.config.refiner.match_loss_weight > 0:
+                    g_loss = g_loss + self.config.refiner.match_loss_weight * matched
         g_loss.backward()
         g_opt.step()
 
-        return {
+        losses = {
             "d_loss": d_loss.detach(),
             "d_real": out_real.logits.detach().float().mean(),
             "d_fake": out_fake.logits.detach().float().mean(),
@@ -181,3 +273,6 @@ class AdversarialObjective(Objective):
             "g_loss": g_loss.detach().float(),
             "diversity": ratios.detach().mean(),
         }
+        if matched is not None:
+            losses["match"] = matched.detach().float()
+        return losses
