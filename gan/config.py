@@ -575,14 +575,14 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self.optim, name) < 1.0:
                 raise ConfigError(f"optim.{name} must be in [0, 1)")
-        schedule = {
+        at_least = {
             "optim.ema_start": (self.optim.ema_start, 0),
             "optim.ema_every": (self.optim.ema_every, 1),
             "optim.ema_reset_every": (self.optim.ema_reset_every, 0),
             "optim.ema_reset_until": (self.optim.ema_reset_until, 0),
             "discriminator.max_channels": (self.discriminator.max_channels, 1),
         }
-        for name, (value, least) in schedule.items():
+        for name, (value, least) in at_least.items():
             if value < least:
                 raise ConfigError(f"{name} must be an integer >= {least}; got {value}")
         if self.discriminator.output_size not in OUTPUT_SIZES:

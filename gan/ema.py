@@ -51,7 +51,8 @@ class EMASchedule:
             ``s % reset_every == 2 % reset_every`` (0: never).
         reset_until: the last step index at which a reset may happen.
 
-    ``EMASchedule(decay)`` updates after every step; the official schedule is
+    After a step, the trainer updates the EMA when due, then resets it when due (lightweight-gan's
+    order). ``EMASchedule(decay)`` updates after every step; the official schedule is
     ``EMASchedule(0.995, start=20001, every=10, reset_every=1000, reset_until=25000)``: its
     ``steps % 10 == 0 and steps > 20000`` and ``steps <= 25000 and steps % 1000 == 2``.
     """
@@ -78,11 +79,3 @@ class EMASchedule:
         if self.reset_every == 0 or step > self.reset_until:
             return False
         return step % self.reset_every == RESET_PHASE % self.reset_every
-
-    def apply(self, ema: nn.Module, model: nn.Module, step: int) -> None:
-        """After the step of index ``step``: update the EMA if due, then reset it if due (in
-        lightweight-gan's order)."""
-        if self.updates_at(step):
-            ema_update(ema, model, self.decay)
-        if self.resets_at(step):
-            ema_reset(ema, model)

@@ -24,7 +24,7 @@ from torch import Tensor
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import DataStream, load_images
-from .ema import EMASchedule
+from .ema import EMASchedule, ema_reset, ema_update
 from .generators import TrainedGenerator, build_generator
 from .metrics_log import MetricsLog
 from .objectives import Objective, build_objective
@@ -219,11 +219,16 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def train_step(self) -> dict[str, Tensor]:
-        """One step: the next batch, the objective's step, the EMA update. Returns the step's
-        losses as device tensors (not synchronised)."""
+        """One step: the next batch, the objective's step, the EMA update or reset when the
+        schedule (``optim.ema_*``) says so. Returns the step's losses as device tensors (not
+        synchronised)."""
         real = self.stream.next_batch()
         losses = self.objective.train_step(real, self.step)
-        self.ema_schedule.apply(self.ema, self.objective.generator, self.step)
+        schedule, generator = self.ema_schedule, self.objective.generator
+        if schedule.updates_at(self.step):  # then a reset, in lightweight-gan's order
+            ema_update(self.ema, generator, schedule.decay)
+        if schedule.resets_at(self.step):
+            ema_reset(self.ema, generator)
         self.step += 1
         return losses
 
