@@ -3,10 +3,13 @@
 A cell is in one of :data:`STATUSES` (in the order reports count them):
 
 - ``done``: trained to the budget recorded in ``budget``;
-- ``running``: a sweep process is training it (``owner`` names that process);
+- ``running``: a sweep process, or a Slurm job, is training it (``owner`` names that process,
+  ``{"pid", "host"}``, or that job, ``{"slurm_job", "host"}``);
+- ``queued``: submitted to Slurm, waiting to start, or requeued after a preemption or its time
+  limit (it resumes from its checkpoint);
 - ``failed``: its training raised, or its process died; ``error`` says how (:class:`CellError`);
-- ``interrupted``: its sweep was stopped (Ctrl-C, SIGTERM) while training it, or the sweep
-  process that was training it is gone; the next run of the sweep resumes it;
+- ``interrupted``: its sweep was stopped (Ctrl-C, SIGTERM) while training it, or the process or
+  Slurm job that was training it is gone; the next run of the sweep resumes it;
 - ``pending``: not trained yet.
 """
 
@@ -48,6 +51,7 @@ __all__ = [
     "CellStatus",
     "cell_budget",
     "cell_status",
+    "final_step",
     "new_state",
     "now",
     "owner_alive",
@@ -61,7 +65,7 @@ CELL_FILE = "cell.json"
 LOG_FILE = "train.log"
 TRACEBACK_FILE = "traceback.txt"
 
-CellStatus = Literal["done", "running", "failed", "interrupted", "pending"]
+CellStatus = Literal["done", "running", "queued", "failed", "interrupted", "pending"]
 #: every status a cell can have, stored in cell.json and shown (meanings in the module docstring)
 STATUSES: tuple[CellStatus, ...] = get_args(CellStatus)
 
@@ -208,7 +212,17 @@ def now() -> str:
 
 
 def owner_alive(owner: dict[str, Any]) -> bool:
-    """Whether the sweep process recorded as a cell's owner still runs (on this host)."""
+    """Whether the owner recorded for a cell still works on it: a sweep process that still runs
+    (on this host), or a Slurm job that is still pending or running. When Slurm cannot be asked
+    (no squeue here), its job counts as alive: the cell is not trained twice."""
+    if owner.get("slurm_job"):
+        from .slurm_jobs import SlurmQueryError, active_jobs
+
+        job = str(owner["slurm_job"])
+        try:
+            return job in active_jobs([job])
+        except SlurmQueryError:
+            return True
     pid = owner.get("pid")
     if not pid or owner.get("host") != socket.gethostname():
         return False
@@ -222,12 +236,21 @@ def owner_alive(owner: dict[str, Any]) -> bool:
 
 
 def cell_status(state: CellState | None) -> CellStatus:
-    """The status to show: ``running`` of a sweep process that is gone reads ``interrupted``."""
+    """The status to show: ``running`` or ``queued`` of an owner (process, Slurm job) that is
+    gone reads ``interrupted``."""
     if state is None:
         return "pending"
-    if state.status == "running" and not owner_alive(state.owner):
+    if state.status in ("running", "queued") and not owner_alive(state.owner):
         return "interrupted"
     return state.status
+
+
+def final_step(run_dir: str | Path) -> int | None:
+    """The last step in the run's metrics.csv (None before the first logged step)."""
+    from ..metrics_log import read_metrics
+
+    rows = read_metrics(RunDir(run_dir).metrics_file)
+    return max((int(row["step"]) for row in rows), default=None)
 
 
 def started_run(run_dir: str | Path) -> bool:
