@@ -169,7 +169,7 @@ class LocalSlurm:
 
     def stop(self) -> None:
         """Cancel every job and stop the daemons (by the process ids in their pid files)."""
-        self._run("scancel", "--full", f"--partition=debug", check=False)
+        self._run("scancel", "--full", "--partition=debug", check=False)
         pid_files = [
             self.root / "slurmd.pid",
             self.root / "slurmctld.pid",
@@ -189,9 +189,10 @@ class LocalSlurm:
                     os.kill(pid, 0)
                 except ProcessLookupError:
                     break
-                if Path(f"/proc/{pid}/stat").is_file() and " Z " in Path(
-                    f"/proc/{pid}/stat"
-                ).read_text():
+                if (
+                    Path(f"/proc/{pid}/stat").is_file()
+                    and " Z " in Path(f"/proc/{pid}/stat").read_text()
+                ):
                     break  # exited; its parent has not reaped it yet
                 time.sleep(0.1)
 
