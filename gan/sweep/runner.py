@@ -37,6 +37,7 @@ from .state import (
     LOG_FILE,
     CellError,
     CellState,
+    ask_slurm_about,
     cell_budget,
     final_step,
     new_state,
@@ -150,6 +151,7 @@ def run_sweep(
     summary = SweepSummary(total=len(cells))
     queue: list[Cell] = []
     states = {cell.name: read_state(cell.run_dir) for cell in cells}
+    ask_slurm_about(states.values())
     for cell in cells:
         state = states[cell.name]
         if not unfinished_reason(cell, state):

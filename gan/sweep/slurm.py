@@ -44,6 +44,7 @@ from .state import (
     LOG_FILE,
     CellError,
     CellState,
+    ask_slurm_about,
     cell_budget,
     cell_status,
     final_step,
@@ -410,8 +411,10 @@ def submit_sweep(
     record_sweep(plan)
     summary = SubmitSummary(total=len(plan.cells))
     queue: list[Cell] = []
+    states = {cell.name: read_state(cell.run_dir) for cell in plan.cells}
+    ask_slurm_about(states.values())
     for cell in plan.cells:
-        state = read_state(cell.run_dir)
+        state = states[cell.name]
         if not unfinished_reason(cell, state):
             summary.skipped.append(cell.name)
         elif busy_elsewhere(state):

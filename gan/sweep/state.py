@@ -15,10 +15,12 @@ A cell is in one of :data:`STATUSES` (in the order reports count them):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -49,6 +51,7 @@ __all__ = [
     "CellError",
     "CellState",
     "CellStatus",
+    "ask_slurm_about",
     "cell_budget",
     "cell_status",
     "final_step",
@@ -233,6 +236,26 @@ def owner_alive(owner: dict[str, Any]) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def ask_slurm_about(states: Iterable[CellState | None]) -> None:
+    """Ask Slurm once about the jobs of every queued or running cell among ``states``, so that
+    :func:`owner_alive` and :func:`cell_status` of each then use that answer (for a few seconds)
+    instead of asking once per cell. Nothing happens without such cells; when Slurm cannot be
+    asked, each cell's own question says so later."""
+    jobs = [
+        str(state.owner["slurm_job"])
+        for state in states
+        if state is not None
+        and state.status in ("running", "queued")
+        and state.owner.get("slurm_job")
+    ]
+    if not jobs:
+        return
+    from .slurm_jobs import SlurmQueryError, job_states
+
+    with contextlib.suppress(SlurmQueryError):
+        job_states(jobs)
 
 
 def cell_status(state: CellState | None) -> CellStatus:
