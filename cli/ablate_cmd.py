@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from fwp.gan.config import PRESETS
+from fwp.gan.config import PRESETS, ConfigError
 from fwp.gan.sweep import (
     FID_CSV,
     FID_PNG,
@@ -23,6 +23,7 @@ from fwp.gan.sweep import (
     TRACEBACK_FILE,
     ConfigSummary,
     Schedule,
+    SlurmSettings,
     SweepPlan,
     SweepRequest,
     budget_text,
@@ -31,8 +32,12 @@ from fwp.gan.sweep import (
     parse_axis,
     parse_gpus,
     parse_seeds,
+    parse_slurm_option,
     plan_sweep,
+    read_state,
     run_sweep,
+    submit_sweep,
+    wait_for_cells,
     write_report,
 )
 
@@ -263,6 +268,69 @@ def _echo_dry_run(plan: SweepPlan, change: bool) -> None:
     show_default=True,
     help="Whether a re-run trains failed cells again.",
 )
+@click.option(
+    "--launcher",
+    type=click.Choice(["local", "slurm"]),
+    default="local",
+    show_default=True,
+    help="Where cells train: on this machine, or each as a Slurm job (submitted through "
+    "submitit; the command returns once they are submitted, unless --wait).",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="With --launcher slurm: wait for the jobs to end, then write the results.",
+)
+@click.option("--slurm-partition", default=None, help="Slurm partition of the cells' jobs.")
+@click.option(
+    "--slurm-time",
+    type=click.IntRange(min=1),
+    default=60,
+    show_default=True,
+    metavar="MINUTES",
+    help="Time limit of each job; a cell that needs longer is requeued and resumes.",
+)
+@click.option(
+    "--slurm-cpus",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="CPUs of each cell's job (--cpus-per-task).",
+)
+@click.option(
+    "--slurm-gpus",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="GPUs of each cell's job (--gpus-per-node).",
+)
+@click.option("--slurm-mem", default=None, metavar="SIZE", help="Memory of each job: 16G, 500M.")
+@click.option("--slurm-account", default=None, help="Slurm account to charge.")
+@click.option(
+    "--slurm-array", is_flag=True, help="Submit the cells as one job array, not a job per cell."
+)
+@click.option(
+    "--slurm-max-timeouts",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="How often a cell's job may be requeued at its time limit (preemptions do not count).",
+)
+@click.option(
+    "--slurm-signal-delay",
+    type=click.IntRange(min=0),
+    default=90,
+    show_default=True,
+    metavar="SECONDS",
+    help="Slurm signals a job this long before its time limit, to requeue itself.",
+)
+@click.option(
+    "--slurm-option",
+    "slurm_options",
+    multiple=True,
+    metavar="KEY[=VALUE]",
+    help="Any other sbatch option of the jobs (qos=high, constraint=a100, exclusive). Repeatable.",
+)
 @click.option("--dry-run", is_flag=True, help="List the cells and their status; train nothing.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @plugin_option
@@ -280,6 +348,18 @@ def run(
     gpus: str | None,
     in_process: bool,
     retry_failed: bool,
+    launcher: str,
+    wait: bool,
+    slurm_partition: str | None,
+    slurm_time: int,
+    slurm_cpus: int,
+    slurm_gpus: int,
+    slurm_mem: str | None,
+    slurm_account: str | None,
+    slurm_array: bool,
+    slurm_max_timeouts: int,
+    slurm_signal_delay: int,
+    slurm_options: tuple[str, ...],
     dry_run: bool,
     quiet: bool,
     **options: Any,
@@ -315,9 +395,37 @@ def run(
         if value is not None
     }
     sweep_path = Path(sweep_dir).resolve()
+    ctx = click.get_current_context()
+    slurm_given = [
+        f"--{name.replace('_', '-')}"
+        for name in ctx.params
+        if name.startswith("slurm_")
+        and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+    ]
     with user_errors():
+        if launcher == "local" and (slurm_given or wait):
+            raise ConfigError(
+                f"{(slurm_given or ['--wait'])[0]} applies to Slurm jobs: add --launcher slurm"
+            )
+        if launcher == "slurm" and (jobs > 1 or gpus is not None or in_process):
+            raise ConfigError(
+                "--jobs, --gpus and --in-process place cells on this machine; with --launcher "
+                "slurm give each job's resources with --slurm-cpus/--slurm-gpus"
+            )
         schedule = Schedule(
             jobs=jobs, gpus=parse_gpus(gpus) if gpus is not None else (), in_process=in_process
+        )
+        settings = SlurmSettings(
+            partition=slurm_partition,
+            time_min=slurm_time,
+            cpus_per_cell=slurm_cpus,
+            gpus_per_cell=slurm_gpus,
+            mem=slurm_mem,
+            account=slurm_account,
+            array=slurm_array,
+            max_timeouts=slurm_max_timeouts,
+            signal_delay_s=slurm_signal_delay,
+            options=tuple(parse_slurm_option(text) for text in slurm_options),
         )
         request = _sweep_request(sweep_file, preset, config_file, given, rules, seeds, assignments)
         plan = plan_sweep(sweep_path, request)
@@ -325,6 +433,9 @@ def run(
     if dry_run:
         with user_errors():
             _echo_dry_run(plan, change)
+        return
+    if launcher == "slurm":
+        _submit_to_slurm(plan, settings, change, retry_failed, wait, quiet)
         return
     try:
         with user_errors():
@@ -350,6 +461,56 @@ def run(
             f"{len(summary.failed)} of {len(plan.cells)} cells failed (details in "
             f"SWEEP_DIR/CELL/cell.json, {TRACEBACK_FILE} and train.log):\n{lines}"
         )
+
+
+def _submit_to_slurm(
+    plan: SweepPlan,
+    settings: SlurmSettings,
+    change: bool,
+    retry_failed: bool,
+    wait: bool,
+    quiet: bool,
+) -> None:
+    """``fwp ablate --launcher slurm``: submit, say what happened, and wait when asked."""
+    with user_errors():
+        summary = submit_sweep(
+            plan, settings, change=change, retry_failed=retry_failed, progress=not quiet
+        )
+    jobs = ", ".join(f"{name} ({job})" for name, job in summary.submitted.items())
+    click.echo(
+        f"ablate: {summary.total} cells in {plan.sweep_dir}: {len(summary.submitted)} submitted "
+        f"to Slurm, {len(summary.skipped)} already done, {len(summary.busy)} queued or running, "
+        f"{len(summary.failed)} failed" + (f"\nsubmitted: {jobs}" if jobs else "")
+    )
+    if not wait:
+        if summary.submitted or summary.busy:
+            click.echo(
+                f"collect the results with: fwp ablate report {plan.sweep_dir} (run the same "
+                f"command again to submit cells whose jobs end unfinished)"
+            )
+        if summary.failed:
+            raise click.ClickException(_failed_lines(summary.failed, summary.total))
+        return
+    with user_errors():
+        statuses = wait_for_cells(
+            plan, [*summary.submitted, *summary.busy], progress=not quiet, poll_s=5.0
+        )
+        _echo_report(plan.sweep_dir)
+    failed = dict(summary.failed)
+    for name, status in statuses.items():
+        if status != "done":
+            state = read_state(plan.sweep_dir / name)
+            failed[name] = state.error.headline() if state and state.error else status
+    if failed:
+        raise click.ClickException(_failed_lines(failed, summary.total))
+
+
+def _failed_lines(failed: dict[str, str], total: int) -> str:
+    lines = "\n".join(f"  {name}: {error}" for name, error in failed.items())
+    return (
+        f"{len(failed)} of {total} cells failed or did not finish (details in "
+        f"SWEEP_DIR/CELL/cell.json, {TRACEBACK_FILE} and train.log):\n{lines}"
+    )
 
 
 @ablate.command("report")

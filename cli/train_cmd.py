@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
+from fwp.gan import distributed
 from fwp.gan.config import PRESETS, ConfigError, build_config, parse_assignment
 from fwp.gan.run import check_runnable, new_run, resume_config, run_finished, train_run
+from fwp.gan.rundir import RunDir
 from fwp.gan.stages import check_init_source
 
 from .common import plugin_option, user_errors
@@ -76,6 +80,9 @@ def train(
     the U-Net refiner after a trained painter.
 
     Layers, each overriding the one before: --preset, --config FILE, the options below, --set.
+
+    Data parallel on several processes: `torchrun --nproc-per-node N -m fwp.cli train ...`, or
+    `srun --ntasks N fwp train ...` in a Slurm job; --batch-size is then per process.
     """
     given = given_options(options)
     ctx = click.get_current_context()
@@ -102,19 +109,34 @@ def train(
     if dry_run:
         click.echo(json.dumps(config.to_dict(), indent=2))
         return
-    with user_errors():
+    with user_errors(), _launch_errors(), distributed.session(config.run.device) as ranks:
         if resume_dir is None:
-            new_run(config, run_path)
+            run_path = Path(distributed.broadcast_object(str(run_path)))  # rank 0's timestamp
+            distributed.on_main(new_run, config, run_path)
+            config = RunDir(run_path).read_config()  # every rank trains what rank 0 wrote
         elif run_finished(run_path, config):
-            click.echo(
-                f"fwp: run {run_path} is finished (its budget of {config.run.steps} steps is "
-                f"done); extend it with fwp train --resume {run_path} --steps N (N larger)"
-            )
+            if ranks.is_main:
+                click.echo(
+                    f"fwp: run {run_path} is finished (its budget of {config.run.steps} steps "
+                    f"is done); extend it with fwp train --resume {run_path} --steps N (N larger)"
+                )
             return
-        click.echo(f"fwp: run directory {run_path}", err=True)
+        if ranks.is_main:
+            where = f" ({ranks.world_size} ranks)" if ranks.distributed else ""
+            click.echo(f"fwp: run directory {run_path}{where}", err=True)
         result = train_run(run_path, config, progress=not quiet)
-    losses = " ".join(f"{k}={v:.4f}" for k, v in result.last_losses.items())
-    click.echo(f"fwp: finished at step {result.step} in {run_path} {losses}".rstrip())
+    if ranks.is_main:
+        losses = " ".join(f"{k}={v:.4f}" for k, v in result.last_losses.items())
+        click.echo(f"fwp: finished at step {result.step} in {run_path} {losses}".rstrip())
+
+
+@contextlib.contextmanager
+def _launch_errors() -> Iterator[None]:
+    """A distributed launch that cannot work, or a failure on rank 0, as a one-line error."""
+    try:
+        yield
+    except distributed.DistributedError as err:
+        raise click.ClickException(str(err)) from err
 
 
 def _default_run_dir(preset: str, label: str) -> Path:

@@ -15,6 +15,8 @@ strings, numbers, booleans and None::
                   position, python random's 625 ints (see :func:`fwp.gan.runtime.rng_state`)
     elapsed       training seconds (float)             best_fid     float or None
     nan_retries   int
+    rng_ranks     only from a run of several ranks: every rank's ``rng`` table, in rank order
+                  (``rng`` is rank 0's), so that every rank resumes its own random draws
 
 Threats, and what the loader does about them. What it reads: the file's bytes, once: the zip
 records ``NAME/data.pkl`` (tables, lists, strings, numbers) and ``NAME/data/N`` (raw tensor
@@ -337,6 +339,15 @@ def _check_training_state(state: dict[str, Any], name: str) -> TrainConfig:
         check_rng_state(state["rng"])
     except ValueError as err:
         raise damaged(str(err)) from None
+    if "rng_ranks" in state:
+        ranks = state["rng_ranks"]
+        if not isinstance(ranks, list) or not ranks:
+            raise damaged("rng_ranks must be a non-empty list of RNG states, one per rank")
+        for rank, rank_state in enumerate(ranks):
+            try:
+                check_rng_state(rank_state)
+            except ValueError as err:
+                raise damaged(f"rng_ranks[{rank}]: {err}") from None
     for key in ("epoch", "position", "seed"):
         if type(state["data"].get(key)) is not int:
             raise damaged(f"data.{key} must be an integer")

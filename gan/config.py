@@ -288,7 +288,9 @@ def _validate_coop(config: TrainConfig) -> None:
 class OptimSection:
     """Optimisers (Adam) and the EMA of the generator."""
 
-    batch_size: int = option(20, "images per step")
+    batch_size: int = option(
+        20, "images per step and rank (with torchrun/srun the step's batch is this x ranks)"
+    )
     lr_generator: float = option(2e-4, "Adam learning rate of the generator")
     lr_discriminator: float = option(2e-4, "Adam learning rate of the discriminator")
     beta1: float = option(0.5, "Adam beta1")

@@ -7,6 +7,8 @@ sweeps (in their child processes), cluster launchers and notebooks all go throug
     python -m fwp.gan.run RUN_DIR [--quiet] [--plugin FILE_OR_MODULE] [--error-file FILE]
 
 trains the run in RUN_DIR from its config.json (resuming from its last checkpoint if it has one).
+Under torchrun or a Slurm job step of several tasks every process runs it, and they train the
+run together (:mod:`fwp.gan.distributed`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from torch import Tensor
 
+from . import distributed
 from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig, flatten_config, set_option
 from .data import dataset_identity
@@ -125,6 +128,10 @@ def train_run(
 ) -> TrainResult:
     """Train the run in ``run_dir`` (resuming it from its last checkpoint if it has one).
 
+    Launched as several ranks (torchrun, srun), every rank calls it and they train the run
+    together: the process group is set up here unless the caller already did
+    (:func:`fwp.gan.distributed.session`), and torn down at the end.
+
     Args:
         config: the configuration to train with; by default the run's saved config.json. When
             given it is written to the run first (use :func:`resume_config` to change a run).
@@ -133,7 +140,8 @@ def train_run(
     run = RunDir(run_dir)
     if config is None:
         config = run.read_config()
-    return train(config, run.path, progress=progress, images=images)
+    with distributed.session(config.run.device):
+        return train(config, run.path, progress=progress, images=images)
 
 
 def error_record(err: BaseException) -> dict[str, str]:
@@ -143,6 +151,14 @@ def error_record(err: BaseException) -> dict[str, str]:
         "message": str(err),
         "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
     }
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of a distributed launch, or the only process (for what one process writes)."""
+    try:
+        return distributed.detect().is_main
+    except distributed.DistributedError:
+        return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,13 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_plugin(plugin)
         result = train_run(args.run_dir, progress=not args.quiet)
     except (Exception, KeyboardInterrupt) as err:
-        if args.error_file:
+        if args.error_file and _is_main_process():
             atomic_write_json(error_record(err), args.error_file)
         if isinstance(err, KeyboardInterrupt):
             return 130
         print(f"fwp: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
-    print(json.dumps({"run_dir": str(result.run_dir), "step": result.step}))
+    if _is_main_process():
+        print(json.dumps({"run_dir": str(result.run_dir), "step": result.step}))
     return 0
 
 

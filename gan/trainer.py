@@ -5,6 +5,14 @@ into a :class:`~fwp.gan.rundir.RunDir`. It never synchronises with the device in
 losses stay on the device and are summed, and are read (and checked for NaN/Inf) only every
 ``run.log_every`` steps and before each checkpoint. :meth:`Trainer.train_step` is one step of the
 loop, callable from outside (the benchmarks time it); :meth:`Trainer.run` is the whole loop.
+
+Data parallel (several ranks, see :mod:`fwp.gan.distributed`): every rank builds the same
+networks from the run's seed, reads its shard of each epoch, draws latents from its own seed
+(:func:`~fwp.gan.distributed.rank_seed`) and averages gradients with the others (the objective's
+:meth:`~fwp.gan.objectives.Objective.distribute`), so parameters, and with them the EMA, are
+identical on every rank after every step. Losses are averaged over ranks where they are read, so
+every rank takes the same NaN decision. Only rank 0 writes the run directory; every rank's RNG
+state is gathered into rank 0's checkpoint (``rng_ranks``), from which every rank resumes exactly.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import copy
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import DataStream, load_images
@@ -30,7 +40,7 @@ from .metrics_log import MetricsLog
 from .objectives import Objective, build_objective
 from .progress import ProgressDisplay, format_seconds
 from .rundir import RunDir
-from .runtime import pick_device, rng_state, seed_everything, set_cuda_math, set_rng_state
+from .runtime import rng_state, seed_everything, set_cuda_math, set_rng_state
 
 
 class TrainingError(RuntimeError):
@@ -55,7 +65,11 @@ class Trainer:
         run_dir: the run directory; an existing run there is resumed from its last checkpoint.
         images: optional uint8 images (N, C, H, W) to train on instead of ``config.data.source``.
         step_hook: called after every step with (step, losses) (tests use it).
-        progress: show the progress display on stderr.
+        progress: show the progress display on stderr (on rank 0 only).
+
+    With several ranks (a process group set up by :func:`fwp.gan.distributed.session`, as
+    :func:`fwp.gan.run.train_run` does) every rank constructs a Trainer for the same run; only
+    rank 0 writes into ``run_dir``.
     """
 
     def __init__(
@@ -70,12 +84,14 @@ class Trainer:
         self.config = config
         self.run_dir = RunDir(run_dir)
         self.step_hook = step_hook
-        self.device = pick_device(config.run.device)
+        self.dist = distributed.current()
+        self.is_main = self.dist.is_main
+        self.device = distributed.rank_device(config.run.device, self.dist)
         run = config.run
         if run.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         set_cuda_math(self.device, fast=not run.reference, deterministic=run.deterministic)
-        seed_everything(run.seed)
+        seed_everything(run.seed)  # the same networks on every rank
 
         if images is None:
             images = load_images(
@@ -83,7 +99,7 @@ class Trainer:
                 tuple(config.data.size),
                 config.data.channels,
                 limit=config.data.limit or None,
-                progress=progress,
+                progress=progress and self.is_main,
             )
         self.num_images = images.shape[0]
         if self.num_images < config.optim.batch_size:
@@ -91,8 +107,17 @@ class Trainer:
                 f"the dataset has {self.num_images} images, fewer than optim.batch_size "
                 f"({config.optim.batch_size}); lower --batch-size or add images"
             )
-        self.stream = DataStream(images, config.optim.batch_size, seed=run.seed, device=self.device)
+        self.stream = DataStream(
+            images,
+            config.optim.batch_size,
+            seed=run.seed,
+            device=self.device,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
         self.objective: Objective = build_objective(config, build_generator(config), self.device)
+        if self.dist.distributed:
+            self.objective.distribute()
         self.ema: TrainedGenerator = copy.deepcopy(self.objective.generator).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -107,6 +132,8 @@ class Trainer:
 
         latent_rng = torch.Generator().manual_seed(run.seed + 1)
         self.fixed_latents = self.ema.sample_latents(run.num_samples, latent_rng).to(self.device)
+        if self.dist.distributed:  # each rank draws its own latents from here on
+            seed_everything(distributed.rank_seed(run.seed, self.dist))
         self.step = 0
         self.elapsed = 0.0
         self.best_fid: float | None = None
@@ -119,14 +146,19 @@ class Trainer:
             + list(self.objective.loss_names)
             + ["fid", "kid", "kid_std"]
         )
-        self.progress = ProgressDisplay(run.steps, "step", enabled=progress, unit="step")
-        self.run_dir.write_config(config)
-        self.metrics = MetricsLog(
-            self.run_dir.metrics_file,
-            columns,
-            self.run_dir.tensorboard_dir if run.tensorboard else None,
+        self.progress = ProgressDisplay(
+            run.steps, "step", enabled=progress and self.is_main, unit="step"
         )
-        if self.run_dir.has_checkpoint():
+        self.metrics: MetricsLog | None = None
+        if self.is_main:
+            self.run_dir.write_config(config)
+            self.metrics = MetricsLog(
+                self.run_dir.metrics_file,
+                columns,
+                self.run_dir.tensorboard_dir if run.tensorboard else None,
+            )
+        # every rank follows rank 0's view, taken before it writes the step-0 checkpoint
+        if distributed.broadcast_object(self.run_dir.has_checkpoint()):
             self.restore(self.run_dir.last_checkpoint)
         else:
             if config.generator.init_from:  # a refinement stage: the painter of a trained run
@@ -138,7 +170,9 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The whole training state as plain data (the checkpoint format adds its marker)."""
+        """The whole training state as plain data (the checkpoint format adds its marker); with
+        several ranks, ``rng`` is this rank's RNG state (:meth:`save_checkpoint` adds every
+        rank's)."""
         return {
             "config": self.config.to_dict(),
             "step": self.step,
@@ -155,10 +189,29 @@ class Trainer:
         self.objective.load_state_dict(state["objective"])
         self.ema.load_state_dict(state["ema"])
         self.stream.load_state_dict(state["data"])
-        set_rng_state(state["rng"])
         self.step = state["step"]
+        set_rng_state(self._rank_rng(state))
         self.elapsed = state["elapsed"]
         self.best_fid = state["best_fid"]
+
+    def _rank_rng(self, state: dict[str, Any]) -> dict[str, Any]:
+        """This rank's RNG state in a checkpoint: its own entry of ``rng_ranks`` when the
+        checkpoint was written by as many ranks, else (another number of ranks) rank 0's state,
+        with a fresh seed per rank derived from the step so that ranks still draw differently."""
+        ranks = state.get("rng_ranks")
+        if not self.dist.distributed:
+            return state["rng"]
+        if ranks is not None and len(ranks) == self.dist.world_size:
+            return ranks[self.dist.rank]
+        if self.is_main:
+            saved = len(ranks) if ranks is not None else 1
+            warnings.warn(
+                f"resuming a checkpoint of {saved} rank(s) on {self.dist.world_size}: the random "
+                f"draws (latents, augmentation) continue from new per-rank seeds",
+                stacklevel=3,
+            )
+        seed_everything(distributed.rank_seed(self.config.run.seed + self.step, self.dist))
+        return rng_state()
 
     def restore(self, path: Path) -> None:
         """Continue from the checkpoint at ``path`` (read by the one safe loader)."""
@@ -170,10 +223,19 @@ class Trainer:
             raise CheckpointError(
                 f"checkpoint {str(path)!r} does not fit this run ({first_line})"
             ) from err
-        self.metrics.truncate_after(self.step)
+        if self.metrics is not None:
+            self.metrics.truncate_after(self.step)
 
     def save_checkpoint(self, best: bool = False) -> None:
+        """Write ``last.pt`` (and ``best.pt`` when ``best``) on rank 0. With several ranks every
+        rank must call it at the same step: it gathers every rank's RNG state into the
+        checkpoint's ``rng_ranks``."""
+        rng_ranks = distributed.gather_to_main(rng_state()) if self.dist.distributed else None
+        if not self.is_main:
+            return
         state = self.state_dict()
+        if rng_ranks is not None:
+            state["rng_ranks"] = rng_ranks
         save_checkpoint(state, self.run_dir.last_checkpoint)
         if best:
             save_checkpoint(state, self.run_dir.best_checkpoint)
@@ -218,6 +280,11 @@ class Trainer:
         return {"fid": result.fid, "kid": result.kid, "kid_std": result.kid_std}
 
     # -- the loop ------------------------------------------------------------------------------
+    @property
+    def global_batch(self) -> int:
+        """Images per step over all ranks (``optim.batch_size`` is per rank)."""
+        return self.config.optim.batch_size * self.dist.world_size
+
     def train_step(self) -> dict[str, Tensor]:
         """One step: the next batch, the objective's step, the EMA update or reset when the
         schedule (``optim.ema_*``) says so. Returns the step's losses as device tensors (not
@@ -232,9 +299,15 @@ class Trainer:
         self.step += 1
         return losses
 
-    def _finite_or_rollback(self, sums: dict[str, Tensor]) -> bool:
-        """Read summed losses; on NaN/Inf roll back to the last checkpoint. True if finite."""
-        values = {k: float(v) for k, v in sums.items()}
+    def _read_sums(self, sums: dict[str, Tensor]) -> dict[str, float]:
+        """Summed losses as numbers: this rank's, or with several ranks their mean over ranks
+        (one collective), so that every rank reads the same values."""
+        names = list(sums)
+        values = distributed.all_reduce_mean([sums[name] for name in names])
+        return {name: float(value) for name, value in zip(names, values, strict=True)}
+
+    def _finite_or_rollback(self, values: dict[str, float]) -> bool:
+        """Check summed losses; on NaN/Inf roll back to the last checkpoint. True if finite."""
         if all(math.isfinite(v) for v in values.values()):
             return True
         self.nan_retries += 1
@@ -250,12 +323,14 @@ class Trainer:
         self.restore(self.run_dir.last_checkpoint)
         self.nan_retries = retries
         # draw different latents than the run that diverged
-        torch.manual_seed(self.config.run.seed + 7919 * retries + self.step)
-        print(
-            f"fwp: non-finite loss ({bad}); rolled back to step {self.step} "
-            f"(retry {retries}/{self.config.run.max_nan_retries})",
-            file=sys.stderr,
-        )
+        seed = self.config.run.seed + 7919 * retries + self.step
+        torch.manual_seed(distributed.rank_seed(seed, self.dist))
+        if self.is_main:
+            print(
+                f"fwp: non-finite loss ({bad}); rolled back to step {self.step} "
+                f"(retry {retries}/{self.config.run.max_nan_retries})",
+                file=sys.stderr,
+            )
         return False
 
     def run(self) -> TrainResult:
@@ -278,46 +353,50 @@ class Trainer:
                 if self.step_hook is not None:
                     self.step_hook(self.step, losses)
                 self.elapsed = time.perf_counter() - session_start
+                if self.dist.distributed and run.minutes > 0:  # every rank stops at one step
+                    self.elapsed = distributed.broadcast_object(self.elapsed)
                 finish = self.step >= run.steps or self.elapsed >= budget
                 checkpoint_due = self.step % run.checkpoint_every == 0 or finish
                 row: dict[str, Any] = {}
                 if self.step % run.log_every == 0 or checkpoint_due:
                     if self.device.type == "cuda":
                         torch.cuda.synchronize(self.device)
-                    if not self._finite_or_rollback(sums):
+                    values = self._read_sums(sums)
+                    if not self._finite_or_rollback(values):
                         sums, count = {}, 0
                         session_start = time.perf_counter() - self.elapsed
                         window_start, window_steps = time.perf_counter(), 0
                         continue
-                    last_losses = {k: float(v) / count for k, v in sums.items()}
+                    last_losses = {k: v / count for k, v in values.items()}
                     now = time.perf_counter()
-                    speed = (
-                        window_steps * self.config.optim.batch_size / max(now - window_start, 1e-9)
-                    )
+                    speed = window_steps * self.global_batch / max(now - window_start, 1e-9)
                     row.update(self._loss_row(last_losses, speed))
                     sums, count = {}, 0
                     window_start, window_steps = now, 0
-                if self.step % run.sample_every == 0 or finish:
+                if self.is_main and (self.step % run.sample_every == 0 or finish):
                     self.save_samples()
                 is_best = False
                 if run.fid_every and (self.step % run.fid_every == 0 or finish):
-                    scores = self.evaluate_fid()
-                    row.update(scores)
-                    if self.best_fid is None or scores["fid"] < self.best_fid:
-                        self.best_fid, is_best = scores["fid"], True
-                if row:
+                    if self.is_main:  # the other ranks wait at the next collective
+                        scores = self.evaluate_fid()
+                        row.update(scores)
+                        if self.best_fid is None or scores["fid"] < self.best_fid:
+                            self.best_fid, is_best = scores["fid"], True
+                    is_best = distributed.broadcast_object(is_best)
+                if row and self.metrics is not None:
                     self.metrics.append({"step": self.step, **row})
                 if checkpoint_due or is_best:
                     self.save_checkpoint(best=is_best)
                     self.nan_retries = 0
         finally:
             self.progress.close()
-            self.metrics.close()
+            if self.metrics is not None:
+                self.metrics.close()
         return TrainResult(self.run_dir.path, self.step, last_losses, self.best_fid)
 
     def _loss_row(self, losses: dict[str, float], images_per_second: float) -> dict[str, Any]:
         """The metrics row of a log step (and the progress display's update)."""
-        remaining = (self.config.run.steps - self.step) * self.config.optim.batch_size
+        remaining = (self.config.run.steps - self.step) * self.global_batch
         eta = remaining / max(images_per_second, 1e-9)
         shown = " ".join(
             f"{k} {v:.3f}" for k, v in losses.items() if k in self.objective.progress_losses

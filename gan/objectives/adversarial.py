@@ -6,6 +6,7 @@ code's options that show the discriminator more fakes per real batch: partial pa
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -187,6 +188,38 @@ class AdversarialObjective(Objective):
         self.score_pair = maybe_compile(
             self.discriminator.score_pair, mode, device, "discriminator"
         )
+
+    def distribute(self) -> None:
+        """Data parallel: the generator in DistributedDataParallel, the discriminator averaged
+        explicitly.
+
+        The generator is an ordinary DDP network: called through ``forward``, once with gradients
+        per step, every parameter used; DDP all-reduces its gradients during the generator loss's
+        backward. The discriminator cannot be: its loss has a double backward (the gradient
+        penalty differentiates ``autograd.grad(..., create_graph=True)``, which DDP does not
+        support), it is called through ``score_pair`` rather than ``forward`` (DDP would not
+        synchronise at all) and it is frozen in the generator's backward. Its optimizer averages
+        the gradients over ranks with one all-reduce right before it steps, after the whole
+        backward, penalty included (:meth:`Objective.distribute`).
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        from .. import distributed
+
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        # rank 0's parameters and buffers are broadcast now; the buffers never change in
+        # training, so they are not synchronised at every forward (newer torch spells that
+        # forward_sync_buffers, older torch broadcast_buffers)
+        parameters = inspect.signature(DistributedDataParallel).parameters
+        no_buffer_sync = (
+            {"forward_sync_buffers": False}
+            if "forward_sync_buffers" in parameters
+            else {"broadcast_buffers": False}
+        )
+        wrapped = DistributedDataParallel(self.generator, device_ids=device_ids, **no_buffer_sync)
+        self.generate = maybe_compile(wrapped, self.config.run.compile, self.device, "generator")
+        distributed.broadcast_module(self.discriminator)
+        distributed.average_gradients_before_step(self.optimizers["discriminator"])
 
     @property
     def pair_pass(self) -> bool:

@@ -123,6 +123,25 @@ class Objective:
         for net in self.networks.values():
             net.train(mode)
 
+    def distribute(self) -> None:
+        """Train data-parallel over the initialised process group (several ranks, see
+        :mod:`fwp.gan.distributed`); the trainer calls it once, after construction.
+
+        The default: every network starts from rank 0's parameters, and every optimizer
+        averages its parameters' gradients over the ranks right before it steps (an explicit
+        all-reduce, :func:`~fwp.gan.distributed.average_gradients_before_step`). That is correct
+        for any training step (double backward, networks called several times or frozen in
+        another loss), so a new objective is data-parallel without doing anything. An objective
+        may wrap networks whose use DistributedDataParallel supports in it instead (overlapping
+        the all-reduce with the backward pass), as the adversarial objective does.
+        """
+        from .. import distributed
+
+        for net in self.networks.values():
+            distributed.broadcast_module(net)
+        for optimizer in self.optimizers.values():
+            distributed.average_gradients_before_step(optimizer)
+
 
 @contextlib.contextmanager
 def frozen(module: nn.Module) -> Iterator[None]:

@@ -23,11 +23,19 @@ From a notebook or a cluster launcher::
     run_sweep(plan, Schedule(jobs=2))
     write_report("runs/rules")
 
+On a Slurm cluster every cell is a Slurm job (submitted through submitit)::
+
+    from fwp.gan.sweep import SlurmSettings, submit_sweep, wait_for_cells
+
+    summary = submit_sweep(plan, SlurmSettings(partition="gpu", gpus_per_cell=1, time_min=240))
+    wait_for_cells(plan, list(summary.submitted))  # or come back later: write_report
+
 The modules, one concern each: :mod:`.grid` (the grid and its cells), :mod:`.request` (what a
 command line or sweep file asks), :mod:`.store` (``sweep.json``), :mod:`.state` (``cell.json``),
 :mod:`.plan` (which sweep runs and what it changes), :mod:`.launch` (how one cell trains),
-:mod:`.schedule` (where cells train), :mod:`.runner` (running them), :mod:`.progress`,
-:mod:`.results`, :mod:`.report`, :mod:`.plots`.
+:mod:`.schedule` (where cells train), :mod:`.runner` (running them here), :mod:`.slurm` (as
+Slurm jobs), :mod:`.slurm_jobs` (asking Slurm about them), :mod:`.progress`, :mod:`.results`,
+:mod:`.report`, :mod:`.plots`.
 """
 
 from .grid import (
@@ -52,6 +60,15 @@ from .request import SweepRequest, load_sweep_file
 from .results import CellResult, ConfigSummary, collect_results, summarize
 from .runner import SweepSummary, prepare_fid_references, run_sweep
 from .schedule import Schedule, parse_gpus
+from .slurm import (
+    SLURM_DIR,
+    CellJob,
+    SlurmSettings,
+    SubmitSummary,
+    parse_slurm_option,
+    submit_sweep,
+    wait_for_cells,
+)
 from .state import (
     CELL_FILE,
     STATUSES,
@@ -74,11 +91,13 @@ __all__ = [
     "RESULTS_CSV",
     "RESULTS_MD",
     "SHARED_OPTIONS",
+    "SLURM_DIR",
     "STATUSES",
     "SWEEP_FILE",
     "TRACEBACK_FILE",
     "Cell",
     "CellError",
+    "CellJob",
     "CellLauncher",
     "CellResult",
     "CellState",
@@ -86,6 +105,8 @@ __all__ = [
     "FidSeries",
     "RunLauncher",
     "Schedule",
+    "SlurmSettings",
+    "SubmitSummary",
     "SweepFileError",
     "SweepPlan",
     "SweepProgress",
@@ -104,6 +125,7 @@ __all__ = [
     "parse_axis",
     "parse_gpus",
     "parse_seeds",
+    "parse_slurm_option",
     "plan_sweep",
     "plot_fid_curves",
     "prepare_fid_references",
@@ -113,7 +135,9 @@ __all__ = [
     "resolve_rules",
     "run_sweep",
     "split_values",
+    "submit_sweep",
     "summarize",
+    "wait_for_cells",
     "write_report",
     "write_state",
 ]

@@ -14,7 +14,7 @@ from ..metrics_log import read_metrics
 from ..rundir import RunDir
 from .grid import settings_label
 from .records import csv_number
-from .state import CELL_FILE, cell_status, read_state
+from .state import CELL_FILE, ask_slurm_about, cell_status, read_state
 from .store import read_sweep
 
 __all__ = [
@@ -145,7 +145,9 @@ def _cell_result(run_dir: Path) -> CellResult | None:
 
 def collect_results(sweep_dir: str | Path) -> list[CellResult]:
     """Every cell found on disk under ``sweep_dir`` (any status), in grid order."""
-    results = [_cell_result(path) for path in cell_folders(Path(sweep_dir))]
+    folders = cell_folders(Path(sweep_dir))
+    ask_slurm_about(read_state(path) for path in folders)  # one squeue call for all cells
+    results = [_cell_result(path) for path in folders]
     return [r for r in results if r is not None]
 
 

@@ -16,13 +16,10 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 from ..config import ConfigError
-from ..metrics_log import read_metrics
 from ..progress import format_seconds
-from ..rundir import RunDir
 from .grid import Cell
 from .launch import (
     ERROR_FILE,
@@ -40,7 +37,9 @@ from .state import (
     LOG_FILE,
     CellError,
     CellState,
+    ask_slurm_about,
     cell_budget,
+    final_step,
     new_state,
     now,
     owner_alive,
@@ -52,6 +51,8 @@ from .store import write_sweep
 
 __all__ = [
     "SweepSummary",
+    "busy_elsewhere",
+    "check_changes",
     "prepare_fid_references",
     "record_sweep",
     "run_sweep",
@@ -71,6 +72,32 @@ class SweepSummary:
     failed: dict[str, str] = field(default_factory=dict)
     busy: list[str] = field(default_factory=list)
     interrupted: bool = False
+
+
+def check_changes(plan: SweepPlan, change: bool) -> None:
+    """Refuse a plan that changes the stored sweep unless ``change`` allows it.
+
+    Raises:
+        ConfigError: listing the changes and how to apply them (``--change``).
+    """
+    if plan.changes and not change:
+        raise ConfigError(
+            f"this would change the sweep stored in {plan.sweep_dir}:\n  "
+            + "\n  ".join(plan.changes)
+            + "\nrun again with --change to apply these changes, or leave out the options that "
+            "differ (a bare `fwp ablate SWEEP_DIR` resumes the stored sweep)"
+        )
+
+
+def busy_elsewhere(state: CellState | None) -> bool:
+    """Whether another owner is working on the cell now: a sweep process (not this one) or a
+    Slurm job that is still queued or running."""
+    return (
+        state is not None
+        and state.status in ("running", "queued")
+        and owner_alive(state.owner)
+        and state.owner.get("pid") != os.getpid()
+    )
 
 
 def record_sweep(plan: SweepPlan) -> None:
@@ -115,13 +142,7 @@ def run_sweep(
             does not fit the cells.
     """
     schedule = schedule or Schedule()
-    if plan.changes and not change:
-        raise ConfigError(
-            f"this would change the sweep stored in {plan.sweep_dir}:\n  "
-            + "\n  ".join(plan.changes)
-            + "\nrun again with --change to apply these changes, or leave out the options that "
-            "differ (a bare `fwp ablate SWEEP_DIR` resumes the stored sweep)"
-        )
+    check_changes(plan, change)
     schedule.check_cells(plan.cells)
     if launcher is None:
         launcher = RunLauncher(tuple(plan.spec.plugins))
@@ -130,16 +151,12 @@ def run_sweep(
     summary = SweepSummary(total=len(cells))
     queue: list[Cell] = []
     states = {cell.name: read_state(cell.run_dir) for cell in cells}
+    ask_slurm_about(states.values())
     for cell in cells:
         state = states[cell.name]
         if not unfinished_reason(cell, state):
             summary.skipped.append(cell.name)
-        elif (
-            state is not None
-            and state.status == "running"
-            and owner_alive(state.owner)
-            and state.owner.get("pid") != os.getpid()
-        ):
+        elif busy_elsewhere(state):
             summary.busy.append(cell.name)
         elif state is not None and state.status == "failed" and not retry_failed:
             summary.failed[cell.name] = state.error.headline() if state.error else "failed"
@@ -156,7 +173,7 @@ def run_sweep(
     if summary.skipped:
         display.event(f"{len(summary.skipped)} of {len(cells)} cells already done; skipping them")
     for name in summary.busy:
-        display.event(f"skipping {name}: another sweep process is training it")
+        display.event(f"skipping {name}: another sweep process or a Slurm job has it")
     try:
         with _sigterm_as_interrupt():
             if schedule.in_process:
@@ -244,17 +261,12 @@ def _begin(cell: Cell, command: list[str], device: str) -> CellState:
     return state
 
 
-def _final_step(run_dir: Path) -> int | None:
-    rows = read_metrics(RunDir(run_dir).metrics_file)
-    return max((int(row["step"]) for row in rows), default=None)
-
-
 def _finish(cell: Cell, state: CellState, seconds: float, error: CellError | None) -> None:
     """Record the end of an attempt: done, or failed with ``error``."""
     state.wall_s = round(state.wall_s + seconds, 3)
     state.finished_at = now()
     state.owner = {}
-    state.final_step = _final_step(cell.run_dir)
+    state.final_step = final_step(cell.run_dir)
     state.error = error
     if error is None:
         state.status = "done"
@@ -274,7 +286,7 @@ def _interrupted(cell: Cell, seconds: float) -> None:
     state.wall_s = round(state.wall_s + seconds, 3)
     state.finished_at = now()
     state.owner = {}
-    state.final_step = _final_step(cell.run_dir)
+    state.final_step = final_step(cell.run_dir)
     write_state(cell.run_dir, state)
 
 

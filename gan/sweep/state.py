@@ -3,19 +3,24 @@
 A cell is in one of :data:`STATUSES` (in the order reports count them):
 
 - ``done``: trained to the budget recorded in ``budget``;
-- ``running``: a sweep process is training it (``owner`` names that process);
+- ``running``: a sweep process, or a Slurm job, is training it (``owner`` names that process,
+  ``{"pid", "host"}``, or that job, ``{"slurm_job", "host"}``);
+- ``queued``: submitted to Slurm, waiting to start, or requeued after a preemption or its time
+  limit (it resumes from its checkpoint);
 - ``failed``: its training raised, or its process died; ``error`` says how (:class:`CellError`);
-- ``interrupted``: its sweep was stopped (Ctrl-C, SIGTERM) while training it, or the sweep
-  process that was training it is gone; the next run of the sweep resumes it;
+- ``interrupted``: its sweep was stopped (Ctrl-C, SIGTERM) while training it, or the process or
+  Slurm job that was training it is gone; the next run of the sweep resumes it;
 - ``pending``: not trained yet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -46,8 +51,10 @@ __all__ = [
     "CellError",
     "CellState",
     "CellStatus",
+    "ask_slurm_about",
     "cell_budget",
     "cell_status",
+    "final_step",
     "new_state",
     "now",
     "owner_alive",
@@ -61,7 +68,7 @@ CELL_FILE = "cell.json"
 LOG_FILE = "train.log"
 TRACEBACK_FILE = "traceback.txt"
 
-CellStatus = Literal["done", "running", "failed", "interrupted", "pending"]
+CellStatus = Literal["done", "running", "queued", "failed", "interrupted", "pending"]
 #: every status a cell can have, stored in cell.json and shown (meanings in the module docstring)
 STATUSES: tuple[CellStatus, ...] = get_args(CellStatus)
 
@@ -208,7 +215,17 @@ def now() -> str:
 
 
 def owner_alive(owner: dict[str, Any]) -> bool:
-    """Whether the sweep process recorded as a cell's owner still runs (on this host)."""
+    """Whether the owner recorded for a cell still works on it: a sweep process that still runs
+    (on this host), or a Slurm job that is still pending or running. When Slurm cannot be asked
+    (no squeue here), its job counts as alive: the cell is not trained twice."""
+    if owner.get("slurm_job"):
+        from .slurm_jobs import SlurmQueryError, active_jobs
+
+        job = str(owner["slurm_job"])
+        try:
+            return job in active_jobs([job])
+        except SlurmQueryError:
+            return True
     pid = owner.get("pid")
     if not pid or owner.get("host") != socket.gethostname():
         return False
@@ -221,13 +238,42 @@ def owner_alive(owner: dict[str, Any]) -> bool:
     return True
 
 
+def ask_slurm_about(states: Iterable[CellState | None]) -> None:
+    """Ask Slurm once about the jobs of every queued or running cell among ``states``, so that
+    :func:`owner_alive` and :func:`cell_status` of each then use that answer (for a few seconds)
+    instead of asking once per cell. Nothing happens without such cells; when Slurm cannot be
+    asked, each cell's own question says so later."""
+    jobs = [
+        str(state.owner["slurm_job"])
+        for state in states
+        if state is not None
+        and state.status in ("running", "queued")
+        and state.owner.get("slurm_job")
+    ]
+    if not jobs:
+        return
+    from .slurm_jobs import SlurmQueryError, job_states
+
+    with contextlib.suppress(SlurmQueryError):
+        job_states(jobs)
+
+
 def cell_status(state: CellState | None) -> CellStatus:
-    """The status to show: ``running`` of a sweep process that is gone reads ``interrupted``."""
+    """The status to show: ``running`` or ``queued`` of an owner (process, Slurm job) that is
+    gone reads ``interrupted``."""
     if state is None:
         return "pending"
-    if state.status == "running" and not owner_alive(state.owner):
+    if state.status in ("running", "queued") and not owner_alive(state.owner):
         return "interrupted"
     return state.status
+
+
+def final_step(run_dir: str | Path) -> int | None:
+    """The last step in the run's metrics.csv (None before the first logged step)."""
+    from ..metrics_log import read_metrics
+
+    rows = read_metrics(RunDir(run_dir).metrics_file)
+    return max((int(row["step"]) for row in rows), default=None)
 
 
 def started_run(run_dir: str | Path) -> bool:

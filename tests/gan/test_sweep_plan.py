@@ -116,7 +116,7 @@ def test_unusable_sweep_json_is_a_named_error(stored, corrupt, message):
         (lambda v: {k: x for k, x in v.items() if k != "status"}, "the key 'status'"),
         (
             lambda v: {**v, "status": "finished"},
-            "'status' must be one of done, running, failed, interrupted, pending",
+            "'status' must be one of done, running, queued, failed, interrupted, pending",
         ),
         (lambda v: {**v, "seed": "zero"}, "'seed' must be an integer"),
         (lambda v: {**v, "error": {"type": "X"}}, "the key 'message'"),
