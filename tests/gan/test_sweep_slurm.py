@@ -198,7 +198,7 @@ def test_a_sweep_runs_as_slurm_jobs_and_reports_like_local_cells(slurm, tmp_path
 
 @pytest.mark.slow
 def test_a_preempted_cell_is_requeued_and_resumes_from_its_checkpoint(slurm, tmp_path):
-    steps = 30
+    steps = 24
     options = {
         **TINY,
         "run.steps": steps,
