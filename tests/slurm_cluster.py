@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -27,6 +28,15 @@ class SlurmUnavailable(RuntimeError):
 
 def _find(program: str) -> str | None:
     return shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin:/sbin")
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (an exited one waiting to be reaped does not)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] != "Z"
 
 
 def _free_port() -> int:
@@ -169,7 +179,8 @@ class LocalSlurm:
 
     def stop(self) -> None:
         """Cancel every job and stop the daemons (by the process ids in their pid files)."""
-        self._run("scancel", "--full", "--partition=debug", check=False)
+        if self.conf.is_file():
+            self._run("scancel", "--full", "--partition=debug", check=False)
         pid_files = [
             self.root / "slurmd.pid",
             self.root / "slurmctld.pid",
@@ -178,22 +189,11 @@ class LocalSlurm:
         for pid_file in pid_files:
             try:
                 pid = int(pid_file.read_text().strip())
+                os.kill(pid, signal.SIGTERM)
             except (OSError, ValueError):
-                continue
-            try:
-                os.kill(pid, 15)
-            except ProcessLookupError:
-                continue
-            for _ in range(50):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                if (
-                    Path(f"/proc/{pid}/stat").is_file()
-                    and " Z " in Path(f"/proc/{pid}/stat").read_text()
-                ):
-                    break  # exited; its parent has not reaped it yet
+                continue  # never started, or already gone
+            deadline = time.monotonic() + 10
+            while _running(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
 
     # -- use -----------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ Without Slurm these tests fail (they do not skip): CI installs slurm-wlm and mun
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fwp_test_utils import TINY, TINY_CLI
+from submitit.core.utils import DelayedSubmission
 
 from fwp.cli.main import cli
 from fwp.gan.checkpoint import load_checkpoint
@@ -39,8 +42,6 @@ from fwp.gan.sweep import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import contextlib
 
 from slurm_cluster import LocalSlurm, SlurmUnavailable
 
@@ -160,6 +161,10 @@ def test_a_sweep_runs_as_slurm_jobs_and_reports_like_local_cells(slurm, tmp_path
     assert {read_state(cell).status for cell in cells} <= {"queued", "running"}
     known = jobs_known(slurm)
     assert job_ids <= set(known)
+    for job in job_ids:  # each job trains its cell after loading the sweep's plugins
+        delayed = DelayedSubmission.load(sweep / "slurm" / f"{job}_submitted.pkl")
+        assert delayed.function.plugins == (str(plugin.resolve()),)
+        assert Path(delayed.function.run_dir).parent == sweep
 
     # again, while the jobs are queued or running: nothing is submitted twice
     again = invoke(*args)
@@ -180,6 +185,7 @@ def test_a_sweep_runs_as_slurm_jobs_and_reports_like_local_cells(slurm, tmp_path
         assert load_checkpoint(cell / "checkpoints" / "last.pt")["step"] == 4
         script = Path(state.command[1]).read_text()
         assert "#SBATCH --comment=fwp-test" in script and "#SBATCH --time=10" in script
+        assert f"{shlex.quote(sys.executable)} -u -m submitit.core._submit" in script
 
     # the report, as for local cells
     report = invoke("ablate", "report", str(sweep))
@@ -198,7 +204,7 @@ def test_a_sweep_runs_as_slurm_jobs_and_reports_like_local_cells(slurm, tmp_path
 
 @pytest.mark.slow
 def test_a_preempted_cell_is_requeued_and_resumes_from_its_checkpoint(slurm, tmp_path):
-    steps = 30
+    steps = 24
     options = {
         **TINY,
         "run.steps": steps,
