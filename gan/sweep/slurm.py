@@ -262,7 +262,8 @@ class CellJob:
                     load_plugin(plugin)
                 result = train_run(run.path, progress=False)
             except Exception as err:
-                if state is not None:
+                requeued = (saved := read_state(run.path)) is not None and saved.status == "queued"
+                if state is not None and not requeued:  # a requeue's SIGTERM is no failure
                     error = error_from_exception(run.path, err)
                     log.write(f"{error.headline()} (traceback in {error.traceback_file})\n")
                     self._end(state, error)
