@@ -31,7 +31,8 @@ def checkpoint() -> None:
 def convert(source: Path, out: Path | None, trust_checkpoint: bool) -> None:
     """Rewrite the checkpoint SOURCE (a file, or a run directory: its last and best
     checkpoints) in the current format, which loads without unpickling."""
-    from fwp.gan.checkpoint import CHECKPOINT_VERSION, convert_checkpoint
+    from fwp.gan.checkpoint import CHECKPOINT_VERSION
+    from fwp.gan.checkpoint_convert import convert_checkpoint
 
     with user_errors():
         results = convert_checkpoint(source, out, trust_checkpoint=trust_checkpoint)

@@ -24,11 +24,11 @@ from fwp.gan.checkpoint import (
     LEGACY_GLOBALS,
     CheckpointError,
     UnsafeCheckpointError,
-    convert_checkpoint,
     load_checkpoint,
     load_generator,
     save_checkpoint,
 )
+from fwp.gan.checkpoint_convert import convert_checkpoint
 from fwp.gan.torchfile import UNRESOLVED, pickle_globals, read_archive
 from fwp.gan.trainer import Trainer
 

@@ -1,0 +1,199 @@
+"""Presets (``paper``, the main setting of "Images as Weight Matrices", Irie & Schmidhuber, ICLR
+2023; ``quick``, sized for a CPU; the other objectives' presets) and building a configuration from
+them in layers; the option table the command line shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from fwp.painters import PAINTER_PRESETS, PainterConfig
+
+from .fields import ConfigError
+from .sections import DERIVED_PAINTER_OPTIONS
+from .train import (
+    SECTIONS,
+    TrainConfig,
+    apply_nested,
+    flatten_config,
+    load_config_file,
+    parse_assignment,
+    set_option,
+)
+
+
+def _painter_preset_overrides(name: str) -> dict[str, Any]:
+    """The painter options in which the painters package's preset ``name`` differs from the
+    defaults (size and channels aside: they belong to the data section)."""
+    preset, default = PAINTER_PRESETS[name], PainterConfig()
+    return {
+        f.name: getattr(preset, f.name)
+        for f in fields(PainterConfig)
+        if f.name not in DERIVED_PAINTER_OPTIONS
+        and getattr(preset, f.name) != getattr(default, f.name)
+    }
+
+
+#: presets as nested overrides of the defaults. The defaults are the paper's main setting, except
+#: for options added later, whose defaults keep fwp's earlier behaviour (a saved run that lacks
+#: them takes their defaults) and which the paper preset sets here.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {
+        # the official code's discriminator (12,326,632 parameters at 64x64 RGB) and U-Net
+        # (the official --max_unet_dim 4 with its tanh output; painter + U-Net 14,423,366)
+        "discriminator": {
+            "architecture": "official",
+            "attention_resolutions": [32],
+            "output_size": 1,
+        },
+        "refiner": {
+            "architecture": "official",
+            "output": "direct",
+            "base_channels": 64,
+            "depth": 2,
+        },
+    },
+    "quick": {
+        # the painter architecture is the painters package's "quick" preset (one table)
+        "data": {"size": [PAINTER_PRESETS["quick"].height, PAINTER_PRESETS["quick"].width]},
+        "painter": _painter_preset_overrides("quick"),
+        # the conv baseline about 3x the painter's size, as in the paper (1.4M vs 0.42M here)
+        "generator": {"latent_dim": 64, "max_channels": 128},
+        "refiner": {"architecture": "compact", "output": "residual"},
+        # with the paper's training setting, every latent paints one of one or two images within
+        # a CPU budget; these three changes (see the README) give varied emoji-like samples
+        "discriminator": {
+            "architecture": "fwp",
+            "attention_resolutions": [],
+            "output_size": 5,
+            "base_channels": 16,
+            "max_channels": 128,
+            "minibatch_std": True,
+        },
+        "objective": {"diversity_weight": 1.0},
+        "optim": {
+            "batch_size": 32,
+            "ema_decay": 0.99,
+            "lr_generator": 1e-3,
+            "lr_discriminator": 1e-3,
+        },
+        "run": {
+            "steps": 2500,
+            "log_every": 25,
+            "sample_every": 250,
+            "checkpoint_every": 250,
+            "fid_num": 1000,
+        },
+    },
+}
+
+
+# Cooperative training (objective.name "coop"): "coop" is the official CoopNets setting (Xie et al.,
+# TPAMI 2018: batch 100, 15 Langevin steps of size 0.002 with s = 0.016, descriptor Adam lr 0.007,
+# painter Adam lr 1e-4, beta1 0.5, TensorFlow's beta2 0.999) with the paper's painter. In a CPU
+# budget that setting makes every latent paint one striped image (see the README), so
+# "coop-quick" changes five things, each an ordinary option: ten times the Langevin step size and
+# reference s (the same pull towards 0 per step, a 100 times larger push by the descriptor, so f
+# need not grow as large), the revision clipped to [-1, 1], four painter steps per revision, a
+# painter head initialised ten times larger (varied first paintings) and the capped
+# diversity-sensitive painter term of the quick GAN preset.
+PRESETS["coop"] = {
+    "objective": {"name": "coop"},
+    "coop": {"langevin_steps": 15, "descriptor": "coopnets", "descriptor_width": 64},
+    "optim": {"batch_size": 100, "lr_generator": 1e-4, "beta1": 0.5, "beta2": 0.999},
+}
+PRESETS["coop-quick"] = {
+    "data": {"size": [32, 32]},
+    "painter": {**PRESETS["quick"]["painter"], "head_init_scale": 10.0},
+    "objective": {"name": "coop", "diversity_weight": 1000.0, "diversity_cap": 0.5},
+    "coop": {
+        "langevin_steps": 8,
+        "step_size": 0.02,
+        "reference_std": 0.16,
+        "clamp": True,
+        "painter_updates": 4,
+        "descriptor": "coopnets",
+        "descriptor_width": 16,
+    },
+    "optim": {
+        "batch_size": 32,
+        "ema_decay": 0.99,
+        "lr_generator": 1e-3,
+        "beta1": 0.5,
+        "beta2": 0.999,
+    },
+    "run": {
+        "steps": 1500,
+        "minutes": 10.0,
+        "log_every": 25,
+        "sample_every": 100,
+        "checkpoint_every": 100,
+        "fid_num": 1000,
+    },
+}
+
+
+def build_config(
+    preset: str = "paper",
+    config_file: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    assignments: list[str] | tuple[str, ...] = (),
+) -> TrainConfig:
+    """Preset, then file, then ``options`` ({"section.name": value}), then ``--set`` strings."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    config = TrainConfig(preset=preset)
+    apply_nested(config, PRESETS[preset], origin=f"preset {preset}")
+    if config_file is not None:
+        apply_nested(config, load_config_file(config_file), origin=str(config_file))
+    for dotted, value in (options or {}).items():
+        set_option(config, dotted, value)
+    for text in assignments:
+        set_option(config, *parse_assignment(text))
+    config.validate()
+    return config
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """One configuration option as the command line shows it."""
+
+    dotted: str
+    section: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None
+    cli: bool
+
+
+def option_table() -> list[OptionInfo]:
+    """Every option with its type name, paper default, meaning and choices, in section order."""
+    defaults = TrainConfig()
+    rows = []
+    for section in SECTIONS:
+        values = getattr(defaults, section)
+        for f in fields(values):
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            rows.append(
+                OptionInfo(
+                    dotted=f"{section}.{f.name}",
+                    section=section,
+                    kind=kind,
+                    default=getattr(values, f.name),
+                    help=f.metadata.get("help", ""),
+                    choices=f.metadata.get("choices"),
+                    cli=f.metadata.get("cli", True),
+                )
+            )
+    return rows
+
+
+def preset_defaults(preset: str) -> dict[str, Any]:
+    """``{"section.name": value}`` of a preset (before any file or option)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    config = TrainConfig(preset=preset)
+    apply_nested(config, PRESETS[preset], origin=f"preset {preset}")
+    return flatten_config(config)
