@@ -117,17 +117,17 @@ class CellJob:
         self._started = time.monotonic()
         state = self._begin() if main else None
         with _output_to(run.path / LOG_FILE) as log:
-            if main:
-                resumed = ""
-                if run.has_checkpoint():
-                    resumed = f", from step {load_checkpoint(run.last_checkpoint)['step']}"
-                log.write(
-                    f"=== attempt {state.attempts if state else '?'} at {now()}: Slurm job "
-                    f"{_current_job_id()} on {socket.gethostname()}{resumed} ===\n"
-                )
             try:
-                for plugin in self.plugins:
+                for plugin in self.plugins:  # first: reading a checkpoint may need their rules
                     load_plugin(plugin)
+                if main:
+                    resumed = ""
+                    if run.has_checkpoint():
+                        resumed = f", from step {load_checkpoint(run.last_checkpoint)['step']}"
+                    log.write(
+                        f"=== attempt {state.attempts if state else '?'} at {now()}: Slurm job "
+                        f"{_current_job_id()} on {socket.gethostname()}{resumed} ===\n"
+                    )
                 result = train_run(run.path, progress=False)
             except Exception as err:
                 requeued = (saved := read_state(run.path)) is not None and saved.status == "queued"

@@ -202,8 +202,52 @@ def test_a_sweep_runs_as_slurm_jobs_and_reports_like_local_cells(slurm, tmp_path
     assert jobs_known(slurm) == known
 
 
+#: a delta rule that, once its run has logged a step (step 2, checkpointed right after the log),
+#: waits while a hold file exists: the test then preempts the job at a known step, however fast
+#: the machine trains
+PAUSED_PLUGIN = """
+import glob
+import os
+import time
+
+from fwp.rules import register_rule
+from fwp.rules.delta import DeltaRule
+
+HOLD = {hold!r}
+LOGGED = {logged!r}
+
+
+@register_rule("slurm_paused_delta", description="delta; pauses after the first logged step")
+class SlurmPausedDelta(DeltaRule):
+    def activate_sequence(self, key_logits, value_logits, lr_logits):
+        while os.path.exists(HOLD) and glob.glob(LOGGED):
+            time.sleep(0.05)
+        return super().activate_sequence(key_logits, value_logits, lr_logits)
+"""
+
+
+@pytest.fixture
+def paused_plugin(tmp_path):
+    """The plugin file (registered here too: the test reads the run's checkpoints) and its hold
+    file; the sweep goes in ``tmp_path / "sweep"``."""
+    from fwp.rules import load_plugin, unregister_rule
+
+    hold = tmp_path / "hold"
+    hold.touch()
+    path = tmp_path / "slurm_paused_plugin.py"
+    logged = str(tmp_path / "sweep" / "*" / "metrics.csv")
+    path.write_text(PAUSED_PLUGIN.format(hold=str(hold), logged=logged))
+    load_plugin(str(path))
+    yield path, hold
+    unregister_rule("slurm_paused_delta")
+    sys.modules.pop("fwp_plugin_slurm_paused_plugin", None)
+
+
 @pytest.mark.slow
-def test_a_preempted_cell_is_requeued_and_resumes_from_its_checkpoint(slurm, tmp_path):
+def test_a_preempted_cell_is_requeued_and_resumes_from_its_checkpoint(
+    slurm, tmp_path, paused_plugin
+):
+    plugin, hold = paused_plugin
     steps = 24
     options = {
         **TINY,
@@ -213,22 +257,34 @@ def test_a_preempted_cell_is_requeued_and_resumes_from_its_checkpoint(slurm, tmp
         "run.sample_every": 1000,
     }
     sweep = tmp_path / "sweep"
-    plan = plan_sweep(sweep, SweepRequest(preset="quick", rules=["delta"], options=options))
+    request = SweepRequest(
+        preset="quick", rules=["slurm_paused_delta"], options=options, plugins=[str(plugin)]
+    )
+    plan = plan_sweep(sweep, request)
     summary = submit_sweep(plan, SlurmSettings(time_min=10), progress=False)
+    assert not summary.failed, summary.failed
     [(name, job)] = summary.submitted.items()
     run = sweep / name
 
+    # the job trains to its checkpoint of step 2, then waits on the hold file
     deadline = time.monotonic() + JOB_TIMEOUT_S
     step = -1
     while time.monotonic() < deadline and step < 2:
         with contextlib.suppress(FileNotFoundError, ValueError):
             step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
         time.sleep(0.5)
-    assert 2 <= step < steps - 6, f"step {step}\n" + explain(slurm, sweep)
+    assert step == 2, f"step {step}\n" + explain(slurm, sweep)
     assert read_state(run).status == "running"
 
     # what Slurm sends before a preemption or the time limit: submitit checkpoints and requeues
     subprocess.run(["scancel", "--signal=USR2", job], env=slurm.env, check=True)
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:  # requeued: the cell is queued (or already running again)
+        state = read_state(run)
+        if state.status == "queued" or state.attempts >= 2:
+            break
+        time.sleep(0.2)
+    hold.unlink()  # the requeued job trains on to the end
     statuses = wait_for_cells(plan, [name], poll_s=1.0, timeout_s=JOB_TIMEOUT_S, progress=False)
     assert statuses == {name: "done"}, explain(slurm, sweep)
 
@@ -237,7 +293,7 @@ def test_a_preempted_cell_is_requeued_and_resumes_from_its_checkpoint(slurm, tmp
     attempts = [line for line in (run / "train.log").read_text().splitlines() if "===" in line]
     assert len(attempts) == 2 and f"Slurm job {job} " in attempts[0]
     resumed_from = int(attempts[1].rsplit("from step ", 1)[1].split()[0])
-    assert 2 <= resumed_from < steps
+    assert resumed_from == 2
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == steps
     logged = [int(row["step"]) for row in read_metrics(run / "metrics.csv")]
     assert logged == list(range(2, steps + 1, 2))  # resumed, not restarted: no step twice
