@@ -261,6 +261,9 @@ def session(device: str = "auto", env: Mapping[str, str] | None = None) -> Itera
     )
     try:
         yield info
+        # every rank done before any tears down: a rank that exits while another still writes
+        # its last checkpoint can make gloo abort the process at exit
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -43,12 +43,14 @@ from ddp_worker import (  # noqa: E402
 )
 
 WORLD = 2
+#: two ranks on this machine, meeting on a free port (not torchrun's fixed default port)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD)]
 
 
 def torchrun(*args: str, timeout: float, env: dict[str, str] | None = None):
-    """``python -m torch.distributed.run --nproc-per-node 2 ARGS`` (run to completion)."""
+    """``torchrun --standalone --nproc-per-node 2 ARGS`` (run to completion)."""
     return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(WORLD), *args],
+        [*TORCHRUN, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -253,7 +255,7 @@ def test_killing_a_rank_fails_the_run_and_resume_continues(tmp_path):
     run = tmp_path / "run"
     common = [*TINY_CLI, "--batch-size", "4", "--quiet"]
     env = {**os.environ, "FWP_DIST_TIMEOUT": "60", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(WORLD)]
+    command = TORCHRUN
     launcher = subprocess.Popen(
         [
             *command,
