@@ -44,7 +44,14 @@ from ddp_worker import (  # noqa: E402
 
 WORLD = 2
 #: two ranks on this machine, meeting on a free port (not torchrun's fixed default port)
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD)]
+TORCHRUN = [
+    sys.executable,
+    "-m",
+    "torch.distributed.run",
+    "--standalone",
+    "--nproc-per-node",
+    str(WORLD),
+]
 
 
 def torchrun(*args: str, timeout: float, env: dict[str, str] | None = None):
