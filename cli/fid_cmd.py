@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from fwp.gan.metrics import (
+    NEAR_DUPLICATE_RMS,
     InceptionWeightsError,
     MetricResult,
     compare_image_sets,
@@ -24,6 +25,8 @@ def _report(result: MetricResult, as_json: bool) -> None:
     click.echo(f"FID  {result.fid:.4f}")
     click.echo(f"KID  {result.kid:.6f} ± {result.kid_std:.6f}")
     click.echo(f"real images: {result.num_real}   generated images: {result.num_fake}")
+    if result.near_duplicates is not None:
+        click.echo(f"near-duplicates: {result.near_duplicates.describe()}")
     click.echo(f"Inception weights: {result.weights_origin}")
 
 
@@ -81,6 +84,14 @@ def _report(result: MetricResult, as_json: bool) -> None:
     help="tr sqrt(S1 S2) by scipy's sqrtm (pytorch-fid's way) or by symmetric eigenvalues "
     "(same value, several times faster on a CPU).",
 )
+@click.option(
+    "--near-duplicate-rms",
+    type=click.FloatRange(min=0, min_open=True),
+    default=NEAR_DUPLICATE_RMS,
+    show_default=True,
+    help="Two of the first 64 generated images are near-duplicates when the RMS difference of "
+    "their pixels (0-1 scale) is below this.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @plugin_option
@@ -98,10 +109,12 @@ def fid(
     device: str,
     seed: int,
     fid_method: str,
+    near_duplicate_rms: float,
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """FID and KID (± std over subsets), never downloading anything.
+    """FID and KID (± std over subsets), and near-duplicate pairs among the first 64
+    generated images; never downloads anything.
 
     \b
     fwp fid RUN_DIR [--num 10000] [--raw]      the run's EMA generator vs its training data
@@ -117,6 +130,7 @@ def fid(
         "batch_size": batch_size,
         "seed": seed,
         "fid_method": fid_method,
+        "near_duplicate_rms": near_duplicate_rms,
         "progress": not quiet,
     }
     try:

@@ -18,11 +18,14 @@ Modules, one concern each: :mod:`~fwp.gan.metrics.weights` (finding and converti
 :mod:`~fwp.gan.metrics.inception` (the network), :mod:`~fwp.gan.metrics.distances` (FID and KID
 maths), :mod:`~fwp.gan.metrics.stats` (feature statistics, their comparison and files),
 :mod:`~fwp.gan.metrics.reference` (cached statistics of real data),
-:mod:`~fwp.gan.metrics.evaluate` (generators and runs).
+:mod:`~fwp.gan.metrics.evaluate` (generators and runs), :mod:`~fwp.gan.metrics.diversity`
+(near-duplicate samples, a direct count of repeats that FID and KID only average over).
 """
 
 from .distances import frechet_distance, kid
+from .diversity import NEAR_DUPLICATE_RMS, NearDuplicates, near_duplicates, pairwise_rms
 from .evaluate import (
+    DIVERSITY_SAMPLES,
     RunEvaluator,
     SupportsSample,
     compare_image_sets,
@@ -55,16 +58,19 @@ from .weights import (
 _fid_inception_skeleton = fid_inception_skeleton
 
 __all__ = [
+    "DIVERSITY_SAMPLES",
     "FEATURE_DIM",
     "FID_WEIGHTS_ENV",
     "FID_WEIGHTS_NAME",
     "INCEPTION_SIZE",
     "KID_FEATURES",
+    "NEAR_DUPLICATE_RMS",
     "STATS_VERSION",
     "FeatureStats",
     "InceptionFeatures",
     "InceptionWeightsError",
     "MetricResult",
+    "NearDuplicates",
     "RunEvaluator",
     "SupportsSample",
     "compare_image_sets",
@@ -78,6 +84,8 @@ __all__ = [
     "frechet_distance",
     "kid",
     "load_stats",
+    "near_duplicates",
+    "pairwise_rms",
     "reference_stats",
     "reference_stats_path",
     "save_stats",

@@ -4,11 +4,13 @@ trainer), of a finished run (:func:`evaluate_run`, what ``fwp fid RUN_DIR`` prin
 image set against another (:func:`compare_image_sets`, ``fwp fid --real --fake``).
 
 Generated images are quantised to uint8 (as if saved to PNG), so that they enter the Inception
-network exactly as the real uint8 images do.
+network exactly as the real uint8 images do. Each result also counts the near-duplicate pairs
+among the first :data:`DIVERSITY_SAMPLES` generated images (:func:`.diversity.near_duplicates`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,6 +22,7 @@ from fwp.gan.data.errors import DataError
 from fwp.gan.data.images import to_uint8
 from fwp.gan.rundir import resolve_checkpoint
 
+from .diversity import NEAR_DUPLICATE_RMS, near_duplicates
 from .inception import InceptionFeatures
 from .reference import reference_stats
 from .stats import FeatureStats, MetricResult, compare_stats, feature_stats
@@ -28,12 +31,26 @@ if TYPE_CHECKING:
     from fwp.gan.config import TrainConfig
 
 __all__ = [
+    "DIVERSITY_SAMPLES",
     "RunEvaluator",
     "SupportsSample",
     "compare_image_sets",
     "evaluate_generator",
     "evaluate_run",
 ]
+
+
+#: how many of the first generated images are compared pairwise for near-duplicates (a sample
+#: grid's worth: 64 images, 2,016 pairs)
+DIVERSITY_SAMPLES = 64
+
+
+def _with_near_duplicates(result: MetricResult, fake: Tensor, threshold: float) -> MetricResult:
+    """``result`` with the near-duplicate pairs among the first :data:`DIVERSITY_SAMPLES` of
+    ``fake`` (uint8 ``(N, C, H, W)``)."""
+    return dataclasses.replace(
+        result, near_duplicates=near_duplicates(fake[:DIVERSITY_SAMPLES], threshold)
+    )
 
 
 class SupportsSample(Protocol):
@@ -53,8 +70,10 @@ def evaluate_generator(
     progress: bool = True,
     *,
     fid_method: str = "sqrtm",
+    near_duplicate_rms: float = NEAR_DUPLICATE_RMS,
 ) -> MetricResult:
-    """FID/KID of ``num`` generated images against ``reference`` statistics.
+    """FID/KID of ``num`` generated images against ``reference`` statistics, and the
+    near-duplicate pairs among the first :data:`DIVERSITY_SAMPLES` of them.
 
     Args:
         generator: anything with ``sample(num, batch_size, seed)`` -> float ``(num, C, H, W)`` in
@@ -63,6 +82,8 @@ def evaluate_generator(
         model: the feature extractor the reference was computed with.
         num: how many images to generate (at least 2).
         seed: the latents' seed, also the KID subsets' seed.
+        near_duplicate_rms: the RMS pixel difference ([0, 1] scale) below which two generated
+            images count as near-duplicates.
 
     Generated images are quantised to uint8 (:func:`fwp.gan.data.to_uint8`, as if saved to PNG)
     so that they enter the Inception network exactly as the real uint8 images do.
@@ -70,7 +91,8 @@ def evaluate_generator(
     with torch.no_grad():
         fake = to_uint8(generator.sample(num, batch_size, seed)).cpu()
     stats = feature_stats(fake, model, batch_size, progress)
-    return compare_stats(reference, stats, seed=seed, device=model.device, fid_method=fid_method)
+    result = compare_stats(reference, stats, seed=seed, device=model.device, fid_method=fid_method)
+    return _with_near_duplicates(result, fake, near_duplicate_rms)
 
 
 class RunEvaluator:
@@ -116,9 +138,15 @@ class RunEvaluator:
         return self._reference
 
     def evaluate(
-        self, generator: SupportsSample, num: int, seed: int, fid_method: str = "eigh"
+        self,
+        generator: SupportsSample,
+        num: int,
+        seed: int,
+        fid_method: str = "eigh",
+        near_duplicate_rms: float = NEAR_DUPLICATE_RMS,
     ) -> MetricResult:
-        """FID/KID of ``num`` samples of ``generator`` (latents drawn from ``seed``)."""
+        """FID/KID of ``num`` samples of ``generator`` (latents drawn from ``seed``), and their
+        near-duplicates (see :func:`evaluate_generator`)."""
         return evaluate_generator(
             generator,
             self.reference,
@@ -128,6 +156,7 @@ class RunEvaluator:
             seed,
             self.progress,
             fid_method=fid_method,
+            near_duplicate_rms=near_duplicate_rms,
         )
 
 
@@ -144,6 +173,7 @@ def evaluate_run(
     batch_size: int = 100,
     progress: bool = True,
     fid_method: str = "sqrtm",
+    near_duplicate_rms: float = NEAR_DUPLICATE_RMS,
 ) -> MetricResult:
     """FID/KID of a trained run's generator (EMA weights unless ``raw``; the best checkpoint
     with ``best``) against its training data: what ``fwp fid RUN_DIR`` prints.
@@ -162,7 +192,9 @@ def evaluate_run(
     model = model or InceptionFeatures(inception_weights, device=device)
     generator, config = load_generator(checkpoint, ema=not raw, device=model.device)
     evaluator = RunEvaluator(config, model, batch_size=batch_size, progress=progress)
-    return evaluator.evaluate(generator, num, seed, fid_method=fid_method)
+    return evaluator.evaluate(
+        generator, num, seed, fid_method=fid_method, near_duplicate_rms=near_duplicate_rms
+    )
 
 
 def compare_image_sets(
@@ -179,6 +211,7 @@ def compare_image_sets(
     seed: int = 0,
     progress: bool = True,
     fid_method: str = "sqrtm",
+    near_duplicate_rms: float = NEAR_DUPLICATE_RMS,
 ) -> MetricResult:
     """FID/KID of the images of ``fake`` against those of ``real`` (what ``fwp fid --real
     --fake`` prints), both prepared by :func:`fwp.gan.data.load_images` at ``size`` = (H, W)
@@ -201,6 +234,7 @@ def compare_image_sets(
     if fake_images.shape[0] < 2:
         raise DataError(f"{fake}: need at least 2 generated images, found {fake_images.shape[0]}")
     generated = feature_stats(fake_images, model, batch_size, progress)
-    return compare_stats(
+    result = compare_stats(
         reference, generated, seed=seed, device=model.device, fid_method=fid_method
     )
+    return _with_near_duplicates(result, fake_images, near_duplicate_rms)

@@ -21,6 +21,7 @@ from fwp.gan.files import atomic_write
 from fwp.gan.progress import progress_iter
 
 from .distances import frechet_distance, kid
+from .diversity import NearDuplicates
 
 if TYPE_CHECKING:
     from .inception import InceptionFeatures
@@ -148,7 +149,8 @@ def feature_stats(
 
 @dataclass
 class MetricResult:
-    """FID and KID of a generated set against a real set, with what they were computed from."""
+    """FID and KID of a generated set against a real set, with what they were computed from,
+    and the near-duplicate pairs among the first generated images (:mod:`.diversity`)."""
 
     fid: float
     kid: float
@@ -156,6 +158,7 @@ class MetricResult:
     num_real: int
     num_fake: int
     weights_origin: str
+    near_duplicates: NearDuplicates | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``dict`` (JSON/CSV friendly)."""

@@ -252,6 +252,7 @@ def test_compare_stats_small() -> None:
         "num_real": 400,
         "num_fake": 300,
         "weights_origin": "w",
+        "near_duplicates": None,  # statistics hold no images: only evaluations count them
     }
 
 
