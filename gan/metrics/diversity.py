@@ -3,9 +3,10 @@
 FID and KID average over a set and can stay moderate while a generator repeats a handful of
 images (partial mode collapse). This counts the repeats directly: two images are near-duplicates
 when the root-mean-square difference of their pixels, on the [0, 1] scale, is below a threshold
-(:data:`NEAR_DUPLICATE_RMS`). At 32x32, 64 random emoji of the built-in dataset have no such
-pair in most draws (their closest pairs are skin-tone variants of one emoji, about 0.03-0.09
-apart); a collapsed generator has many.
+(:data:`NEAR_DUPLICATE_RMS`, 0.1). Measured at 32x32: among 64 emoji of the built-in dataset
+drawn at random (five draws), 1 to 4 of the 2,016 pairs come that close (skin-tone variants of
+one emoji); the 64 samples of a 4-minute quick-preset run whose grid shows about six pictures,
+each repeated with small changes, have 230 such pairs (11%).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = [
 
 #: default threshold on the RMS pixel difference ([0, 1] scale) below which two images count as
 #: near-duplicates
-NEAR_DUPLICATE_RMS = 0.05
+NEAR_DUPLICATE_RMS = 0.1
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class NearDuplicates:
         return asdict(self)
 
     def describe(self) -> str:
-        """One line, e.g. ``3 of 2016 pairs (0.15%) among 64 samples: RMS difference < 0.05``."""
+        """One line, e.g. ``3 of 2016 pairs (0.15%) among 64 samples: RMS pixel difference <
+        0.1``."""
         total = self.images * (self.images - 1) // 2
         return (
             f"{self.pairs} of {total} pairs ({100 * self.fraction:.2f}%) among {self.images} "

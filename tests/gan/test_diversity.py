@@ -61,11 +61,12 @@ def test_near_duplicate_pairs_are_counted_exactly():
 
 
 def test_real_emoji_have_almost_no_near_duplicates_and_a_collapsed_set_is_all_duplicates():
-    """64 emoji drawn at random (32x32): at most 2 of the 2,016 pairs (skin-tone variants of one
-    emoji come close); 64 copies of 4 emoji with small noise: every pair within a copy group."""
+    """64 emoji drawn at random (32x32): at most 4 of the 2,016 pairs (skin-tone variants of one
+    emoji come close; this draw has 2); 64 copies of 4 emoji with small noise: every pair within
+    a copy group and none across."""
     emoji = load_images("emoji", (32, 32), 3, progress=False)
     picked = emoji[torch.randperm(emoji.shape[0], generator=torch.Generator().manual_seed(0))[:64]]
-    assert near_duplicates(picked).pairs <= 2
+    assert near_duplicates(picked).pairs <= 4
 
     g = torch.Generator().manual_seed(2)
     modes = picked[:4].float().repeat(16, 1, 1, 1)
