@@ -18,10 +18,25 @@ TrainedGenerator = Generator | ConvGenerator
 
 
 def build_generator(config: TrainConfig) -> TrainedGenerator:
-    """A freshly initialised generator with the architecture of ``config``: the conv baseline
-    for ``generator.kind = conv``, else a painter (with the U-Net refiner when enabled). In a
-    refinement stage with ``generator.freeze_painter`` the painter's parameters do not require
-    gradients (its weights come from the init run, see :mod:`fwp.gan.stages`)."""
+    """A freshly initialised generator with the architecture of ``config``: the cascade of stage
+    critics in introspective training's classic mode (empty until stages are stored), the conv
+    baseline for ``generator.kind = conv``, else a painter (with the U-Net refiner when
+    enabled). In a refinement stage with ``generator.freeze_painter`` the painter's parameters do
+    not require gradients (its weights come from the init run, see :mod:`fwp.gan.stages`)."""
+    intro = config.introspective
+    if config.objective.name == "introspective" and intro.mode == "classic":
+        from .networks.cascade import CascadeSampler
+
+        return CascadeSampler(  # type: ignore[return-value]
+            config.data.channels,
+            (config.data.size[0], config.data.size[1]),
+            intro.stages,
+            intro.critic_width,
+            intro.critic_max_width,
+            intro.synthesis_steps,
+            intro.synthesis_lr,
+            intro.early_stop,
+        )
     if config.generator.kind == "conv":
         return build_network(config.conv_generator_config())  # type: ignore[return-value]
     refiner = None
