@@ -103,6 +103,8 @@ def train(
         else:
             config = build_config(preset, config_file, given, assignments)
             label = "conv" if config.generator.kind == "conv" else config.painter.rule
+            if config.objective.name == "introspective" and config.introspective.mode == "classic":
+                label = "cascade"  # no painter: the cascade of stage critics samples
             run_path = Path(run_dir) if run_dir else _default_run_dir(preset, label)
     with user_errors():
         check_runnable(config)
