@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from einops import reduce
+from einops import rearrange, reduce
 from torch import Tensor
 
 from ..config import TrainConfig
@@ -136,7 +136,8 @@ class IntrospectiveObjective(Objective):
         self.last_score = torch.zeros((), device=device)
         self.stages_done = 0
         if self.classic:  # stage 0's pseudo-negatives: noise
-            self.chain = generator.sample_latents(intro.stage_negatives).reshape(-1, *shape)
+            noise = generator.sample_latents(intro.stage_negatives)
+            self.chain = rearrange(noise, "n (c h w) -> n c h w", c=shape[0], h=height, w=width)
             self.pool.add(self.chain)
 
     @property

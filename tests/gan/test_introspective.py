@@ -2,19 +2,27 @@
 synthesis ascent, the gradient penalty, the pool of pseudo-negatives, the cascade, exact resume,
 learning, and the command line."""
 
+import csv
+import json
 import math
 import re
 
 import pytest
 import torch
 from click.testing import CliRunner
-from fwp_test_utils import TINY_CLI_SHORT_RUN, record_losses, tiny_config
+from fwp_test_utils import (
+    TINY_CLI_SHORT_RUN,
+    random_inception_weights,
+    record_losses,
+    tiny_config,
+)
 
 from fwp.cli.main import cli
 from fwp.gan.checkpoint import load_checkpoint, load_generator
 from fwp.gan.config import PRESETS, ConfigError, build_config
 from fwp.gan.data import load_images, to_float, to_uint8
 from fwp.gan.generators import build_generator
+from fwp.gan.metrics import FID_WEIGHTS_ENV
 from fwp.gan.networks import CascadeSampler, Critic, synthesise
 from fwp.gan.objectives import (
     IntrospectiveObjective,
@@ -239,6 +247,25 @@ def test_a_classic_run_directory_samples_through_its_cascade(tmp_path, tiny_emoj
     assert config.introspective.mode == "classic"
     assert isinstance(generator, CascadeSampler) and generator.num_stages == 2
     assert generator.sample(3, seed=0).shape == (3, 3, 16, 16)
+
+
+def test_fid_during_training_and_fwp_fid_sample_through_the_cascade(
+    tmp_path, tiny_emoji, monkeypatch
+):
+    monkeypatch.setenv("FWP_CACHE", str(tmp_path / "cache"))
+    weights = random_inception_weights(tmp_path / "inception.pth")
+    monkeypatch.setenv(FID_WEIGHTS_ENV, str(weights))
+    config = intro_config(run__fid_every=3, run__fid_num=12, data__limit=24)
+    result = Trainer(config, tmp_path / "run", images=tiny_emoji[:24], progress=False).run()
+    with (tmp_path / "run" / "metrics.csv").open() as handle:
+        rows = [row for row in csv.DictReader(handle) if row["fid"]]
+    assert [int(row["step"]) for row in rows] == [3, 6]
+    assert all(math.isfinite(float(row["fid"])) for row in rows)
+    assert result.best_fid == min(float(row["fid"]) for row in rows)
+    args = ["fid", str(tmp_path / "run"), "--num", "12", "--device", "cpu", "--quiet"]
+    scored = CliRunner().invoke(cli, [*args, "--json", "--fid-method", "eigh"])
+    assert scored.exit_code == 0, scored.output
+    assert math.isfinite(json.loads(scored.output.strip().splitlines()[-1])["fid"])
 
 
 def test_painter_mode_regresses_the_painter_onto_the_refined_images(tiny_emoji):
