@@ -358,10 +358,17 @@ def test_presets_follow_the_official_defaults():
     assert build_config("introspective-quick").run.minutes <= 10
 
 
+def intro_flags(options: dict) -> list[str]:
+    """``--section-name value`` command-line options of ``section__name`` overrides."""
+    flags = []
+    for key, value in options.items():
+        flags += [f"--{key.replace('__', '-').replace('_', '-')}", str(value)]
+    return flags
+
+
 def test_fwp_train_objective_introspective_runs_from_the_command_line(tmp_path):
     run_dir = tmp_path / "run"
-    options = [f"--{k.replace('__', '-').replace('_', '-')}" for k in INTRO]
-    flags = [x for k, flag in zip(INTRO, options, strict=True) for x in (flag, str(INTRO[k]))]
+    flags = intro_flags(INTRO)
     result = CliRunner().invoke(
         cli, ["train", *TINY_CLI_SHORT_RUN, *flags, "--run-dir", str(run_dir)]
     )
@@ -389,3 +396,33 @@ def test_the_command_line_refuses_a_bad_option_before_any_work(tmp_path):
     assert result.exit_code != 0
     assert "introspective.pool_size must be a positive integer" in result.output
     assert not run_dir.exists()
+
+
+def test_fwp_ablate_compares_objectives_with_introspective_cells(tmp_path):
+    tiny = [a for a in TINY_CLI_SHORT_RUN if a != "--quiet"][2:]  # without --preset quick
+    options = {k: v for k, v in INTRO.items() if k != "objective__name"}
+    sweep = tmp_path / "sweep"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "ablate",
+            str(sweep),
+            "--preset",
+            "quick",
+            *tiny,
+            *intro_flags(options),
+            "--set",
+            "objective.name=adversarial,introspective",
+            "--jobs",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 trained, 0 already done, 0 failed" in result.output
+    cells = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert cells == [
+        "delta-objective.name=adversarial-seed0",
+        "delta-objective.name=introspective-seed0",
+    ]
+    _, config = load_generator(sweep / cells[1])
+    assert config.objective.name == "introspective"
