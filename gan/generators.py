@@ -12,9 +12,11 @@ from fwp.painters import ConvGenerator, Generator, UNetRefiner
 from fwp.painters import build_generator as build_network
 
 from .config import TrainConfig
+from .networks.cascade import CascadeSampler
 
-#: what a run trains: a painter (with or without refiner) or the conv baseline
-TrainedGenerator = Generator | ConvGenerator
+#: what a run trains: a painter (with or without refiner), the conv baseline, or the cascade of
+#: stage critics of introspective training's classic mode
+TrainedGenerator = Generator | ConvGenerator | CascadeSampler
 
 
 def build_generator(config: TrainConfig) -> TrainedGenerator:
@@ -25,9 +27,7 @@ def build_generator(config: TrainConfig) -> TrainedGenerator:
     not require gradients (its weights come from the init run, see :mod:`fwp.gan.stages`)."""
     intro = config.introspective
     if config.objective.name == "introspective" and intro.mode == "classic":
-        from .networks.cascade import CascadeSampler
-
-        return CascadeSampler(  # type: ignore[return-value]
+        return CascadeSampler(
             config.data.channels,
             (config.data.size[0], config.data.size[1]),
             intro.stages,

@@ -156,7 +156,9 @@ PRESETS["introspective"] = {
 # losses and optimisers; what changes is size: a narrow critic (16 channels, at most 64), 8
 # stages of 60 steps (each stage's critic sees the pool grow by 400 images, enough for a visible
 # step towards the data per stage), and at most 40 synthesis steps per stage (lr 0.02: twice the
-# image step, so the shorter ascents still travel as far as WINN's at their early stop). FID
+# image step, so the shorter ascents still travel as far as WINN's at their early stop). It finishes
+# in under 5 minutes on one core; more stages did not help within 10 minutes (FID of 500
+# samples: 156 after 8 stages, 168 after 14 stages of the same run; noise alone: 369). FID
 # during training is off: sampling runs every stage's ascent, so run `fwp fid` afterwards.
 PRESETS["introspective-quick"] = {
     "data": {"size": [16, 16]},

@@ -76,7 +76,10 @@ class IntrospectiveObjective(Objective):
     Networks: ``critic`` and ``generator`` (the :class:`CascadeSampler` in classic mode, trained
     by no optimizer; the painter in painter mode, Adam with ``optim.lr_generator``, ``optim.beta1``
     and ``optim.beta2``). The critic: Adam with ``introspective.lr_critic`` and betas
-    (``critic_beta1``, ``critic_beta2``). Runs in float32 (no autocast).
+    (``critic_beta1``, ``critic_beta2``). Runs eager and in float32: ``optim.amp`` and
+    ``run.compile`` do not apply to it. With several ranks the critic's gradients are averaged
+    (the base :meth:`~fwp.gan.objectives.base.Objective.distribute`), but each rank keeps its own
+    pool and a checkpoint holds rank 0's.
 
     Losses (detached scalars): ``critic_loss`` (with penalty), ``score_data``, ``score_negative``
     (critic scores of the last pass's batches), ``gradient_penalty``, ``synthesis_steps`` (Adam
