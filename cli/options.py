@@ -61,6 +61,8 @@ SECTION_TITLES = {
     "refiner": "Refiner",
     "discriminator": "Discriminator",
     "objective": "Objective",
+    "coop": "Cooperative (--objective coop)",
+    "introspective": "Introspective (--objective introspective)",
     "optim": "Optimisation",
     "run": "Run",
 }

@@ -31,7 +31,8 @@ _config_options = config_options
     default="paper",
     show_default=True,
     help="Base configuration: the paper's main setting, 'quick' for a CPU; 'coop' and "
-    "'coop-quick' train cooperatively (CoopNets' official setting, and for a CPU).",
+    "'coop-quick' train cooperatively (CoopNets' official setting, and for a CPU); "
+    "'introspective' and 'introspective-quick' introspectively (WINN's setting, and for a CPU).",
 )
 @click.option(
     "--config",
@@ -76,8 +77,9 @@ def train(
 ) -> None:
     """Train a generator: a learning-rule painter (Irie & Schmidhuber, ICLR 2023) or the LightGAN
     conv baseline (--generator conv); as a GAN by default, or with --objective coop by an
-    energy-based descriptor's Langevin revisions (CoopNets). --init-from RUN_DIR --refiner trains
-    the U-Net refiner after a trained painter.
+    energy-based descriptor's Langevin revisions (CoopNets), or with --objective introspective by
+    a critic and the pseudo-negatives its gradient ascent synthesises (INNg/WINN). --init-from
+    RUN_DIR --refiner trains the U-Net refiner after a trained painter.
 
     Layers, each overriding the one before: --preset, --config FILE, the options below, --set.
 
@@ -101,6 +103,8 @@ def train(
         else:
             config = build_config(preset, config_file, given, assignments)
             label = "conv" if config.generator.kind == "conv" else config.painter.rule
+            if config.objective.name == "introspective" and config.introspective.mode == "classic":
+                label = "cascade"  # no painter: the cascade of stage critics samples
             run_path = Path(run_dir) if run_dir else _default_run_dir(preset, label)
     with user_errors():
         check_runnable(config)

@@ -20,7 +20,8 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model for parameters; buffers are copied."""
     ema_params = list(ema.parameters())
     model_params = [p.detach() for p in model.parameters()]
-    torch._foreach_lerp_(ema_params, model_params, 1.0 - decay)
+    if ema_params:  # a model without parameters (the introspective cascade) only copies buffers
+        torch._foreach_lerp_(ema_params, model_params, 1.0 - decay)
     for ema_buffer, buffer in zip(ema.buffers(), model.buffers(), strict=True):
         ema_buffer.copy_(buffer)
 

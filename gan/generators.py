@@ -12,16 +12,31 @@ from fwp.painters import ConvGenerator, Generator, UNetRefiner
 from fwp.painters import build_generator as build_network
 
 from .config import TrainConfig
+from .networks.cascade import CascadeSampler
 
-#: what a run trains: a painter (with or without refiner) or the conv baseline
-TrainedGenerator = Generator | ConvGenerator
+#: what a run trains: a painter (with or without refiner), the conv baseline, or the cascade of
+#: stage critics of introspective training's classic mode
+TrainedGenerator = Generator | ConvGenerator | CascadeSampler
 
 
 def build_generator(config: TrainConfig) -> TrainedGenerator:
-    """A freshly initialised generator with the architecture of ``config``: the conv baseline
-    for ``generator.kind = conv``, else a painter (with the U-Net refiner when enabled). In a
-    refinement stage with ``generator.freeze_painter`` the painter's parameters do not require
-    gradients (its weights come from the init run, see :mod:`fwp.gan.stages`)."""
+    """A freshly initialised generator with the architecture of ``config``: the cascade of stage
+    critics in introspective training's classic mode (empty until stages are stored), the conv
+    baseline for ``generator.kind = conv``, else a painter (with the U-Net refiner when
+    enabled). In a refinement stage with ``generator.freeze_painter`` the painter's parameters do
+    not require gradients (its weights come from the init run, see :mod:`fwp.gan.stages`)."""
+    intro = config.introspective
+    if config.objective.name == "introspective" and intro.mode == "classic":
+        return CascadeSampler(
+            config.data.channels,
+            (config.data.size[0], config.data.size[1]),
+            intro.stages,
+            intro.critic_width,
+            intro.critic_max_width,
+            intro.synthesis_steps,
+            intro.synthesis_lr,
+            intro.early_stop,
+        )
     if config.generator.kind == "conv":
         return build_network(config.conv_generator_config())  # type: ignore[return-value]
     refiner = None

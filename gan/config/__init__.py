@@ -7,8 +7,8 @@ to the run directory and is all that is needed to rebuild the run.
 
 Rooms: :mod:`.fields` (ConfigError, :func:`option`, shared choices), :mod:`.sections` (data,
 generator, painter, refiner, discriminator, optim, run), :mod:`.objectives` (objective, coop),
-:mod:`.train` (TrainConfig, overrides, files), :mod:`.presets` (presets, build_config, the option
-table).
+:mod:`.introspective` (introspective), :mod:`.train` (TrainConfig, overrides, files),
+:mod:`.presets` (presets, build_config, the option table).
 """
 
 from .fields import (
@@ -20,6 +20,7 @@ from .fields import (
     ConfigError,
     option,
 )
+from .introspective import INTROSPECTIVE_LOSSES, INTROSPECTIVE_MODES, IntrospectiveSection
 from .objectives import CoopSection, ObjectiveSection
 from .presets import PRESETS, OptionInfo, build_config, option_table, preset_defaults
 from .sections import (
@@ -50,6 +51,8 @@ __all__ = [
     "DERIVED_PAINTER_OPTIONS",
     "GENERATOR_KINDS",
     "INIT_WEIGHTS",
+    "INTROSPECTIVE_LOSSES",
+    "INTROSPECTIVE_MODES",
     "OBJECTIVE_NAMES",
     "PAINTER_OPTION_HELP",
     "PENALTY_TARGETS",
@@ -61,6 +64,7 @@ __all__ = [
     "DataSection",
     "DiscriminatorSection",
     "GeneratorSection",
+    "IntrospectiveSection",
     "ObjectiveSection",
     "OptimSection",
     "OptionInfo",

@@ -17,7 +17,7 @@ class ConfigError(ValueError):
 PENALTY_TARGETS = {"one-centred": 1.0, "r1": 0.0}
 
 #: training objectives of ``objective.name`` (each registered in :mod:`fwp.gan.objectives`)
-OBJECTIVE_NAMES = ("adversarial", "coop")
+OBJECTIVE_NAMES = ("adversarial", "coop", "introspective")
 
 #: torch.compile modes of ``run.compile`` ("off": eager)
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")

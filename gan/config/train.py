@@ -15,6 +15,7 @@ from fwp.painters import ConvGeneratorConfig, PainterConfig
 from ..naming import parse_size
 from ..networks.discriminator import OUTPUT_SIZES
 from .fields import ConfigError
+from .introspective import IntrospectiveSection, validate_introspective
 from .objectives import CoopSection, ObjectiveSection, _validate_coop
 from .sections import (
     DataSection,
@@ -40,6 +41,7 @@ SECTIONS: dict[str, type] = {
     "discriminator": DiscriminatorSection,
     "objective": ObjectiveSection,
     "coop": CoopSection,
+    "introspective": IntrospectiveSection,
     "optim": OptimSection,
     "run": RunSection,
 }
@@ -56,6 +58,7 @@ class TrainConfig:
     discriminator: DiscriminatorSection = field(default_factory=DiscriminatorSection)
     objective: ObjectiveSection = field(default_factory=ObjectiveSection)
     coop: CoopSection = field(default_factory=CoopSection)
+    introspective: IntrospectiveSection = field(default_factory=IntrospectiveSection)
     optim: OptimSection = field(default_factory=OptimSection)
     run: RunSection = field(default_factory=RunSection)
     preset: str = "paper"
@@ -222,6 +225,7 @@ class TrainConfig:
         except ValueError as err:
             raise ConfigError(f"objective.augment: {err}") from None
         _validate_coop(self)
+        validate_introspective(self)
         if not 0.0 <= self.objective.augment_probability <= 1.0:
             raise ConfigError("objective.augment_probability must be in [0, 1]")
         if self.objective.diversity_weight < 0 or self.objective.diversity_cap <= 0:

@@ -1,5 +1,6 @@
 """Training objectives: the contract (:mod:`.base`) and the objectives that fulfil it: adversarial
-(:mod:`.adversarial`) and cooperative (:mod:`.cooperative`)."""
+(:mod:`.adversarial`), cooperative (:mod:`.cooperative`) and introspective
+(:mod:`.introspective`)."""
 
 from .adversarial import (
     AdversarialObjective,
@@ -20,18 +21,24 @@ from .cooperative import (
     latent_step,
     painter_regression_loss,
 )
+from .introspective import IntrospectiveObjective, critic_loss, gradient_penalty
+from .negative_pool import NegativePool
 
 __all__ = [
     "OBJECTIVES",
     "AdversarialObjective",
     "CooperativeObjective",
+    "IntrospectiveObjective",
+    "NegativePool",
     "Objective",
     "Revision",
     "build_objective",
+    "critic_loss",
     "descriptor_loss",
     "diversity_loss",
     "diversity_ratios",
     "frozen",
+    "gradient_penalty",
     "hinge_discriminator_loss",
     "hinge_generator_loss",
     "langevin_revision",
