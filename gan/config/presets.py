@@ -159,9 +159,11 @@ PRESETS["introspective"] = {
 # image step, so the shorter ascents still travel as far as WINN's at their early stop). It finishes
 # in under 5 minutes on one core; more stages did not help within 10 minutes (FID of 500
 # samples: 156 after 8 stages, 168 after 14 stages of the same run; noise alone: 369). FID
-# during training is off: sampling runs every stage's ascent, so run `fwp fid` afterwards.
+# during training is off: sampling runs every stage's ascent, so run `fwp fid` afterwards. With
+# --introspective-mode painter the painter is the quick GAN preset's.
 PRESETS["introspective-quick"] = {
     "data": {"size": [16, 16]},
+    "painter": PRESETS["quick"]["painter"],
     "objective": {"name": "introspective"},
     "introspective": {
         "mode": "classic",
