@@ -37,6 +37,7 @@ from torch import Tensor
 from ..config import TrainConfig
 from ..networks.cascade import CascadeSampler, Synthesis, synthesise
 from ..networks.critic import Critic
+from .adversarial import diversity_loss, diversity_ratios
 from .base import Objective, make_adam, register_objective
 from .negative_pool import NegativePool
 
@@ -86,7 +87,8 @@ class IntrospectiveObjective(Objective):
     steps of the last synthesis, mean over its batches), ``score_synthesised`` (critic score of
     the last synthesised pseudo-negatives), ``pool_size``, ``stage`` (stages completed); in
     painter mode also ``painter_gap`` (mean squared distance per pixel between the painter's
-    images and their refinement, before the painter's step).
+    images and their refinement, before the painter's step) and ``diversity`` (the painter's mean
+    image/latent distance ratio over pairs; 0 = collapse).
     """
 
     progress_losses = ("critic_loss", "stage")
@@ -130,7 +132,7 @@ class IntrospectiveObjective(Objective):
             self.optimizers["generator"] = make_adam(
                 generator.parameters(), config.optim.lr_generator, betas, device, reference
             )
-            names.append("painter_gap")
+            names += ["painter_gap", "diversity"]
             self.progress_losses = ("critic_loss", "painter_gap")
         self.loss_names = tuple(names)
         self.pool = NegativePool(intro.pool_size, shape, device)
@@ -210,19 +212,30 @@ class IntrospectiveObjective(Objective):
         self.cascade.store_stage(slot, self.critic, low, high)
         self.stages_done += 1
 
-    def update_painter(self, latents: Tensor, refined: Tensor) -> Tensor:
+    def update_painter(self, latents: Tensor, refined: Tensor) -> tuple[Tensor, Tensor]:
         """Painter mode: ``introspective.painter_updates`` Adam steps of the painter on the mean
-        squared distance to the refined images; returns the distance before the first step."""
+        squared distance to the refined images, plus the capped diversity-sensitive term of
+        ``objective.diversity_weight`` when it is positive (not in INNg/WINN; see
+        :func:`~fwp.gan.objectives.adversarial.diversity_loss`).
+
+        Returns:
+            (the distance, the mean image/latent distance ratio of the batch's pairs), detached,
+            from before the first step.
+        """
         optimizer = self.optimizers["generator"]
-        gap = torch.zeros((), device=self.device)
+        weight, cap = self.config.objective.diversity_weight, self.config.objective.diversity_cap
+        gap = diversity = torch.zeros((), device=self.device)
         for update in range(self.config.introspective.painter_updates):
             optimizer.zero_grad(set_to_none=True)
-            loss = F.mse_loss(self.generator(latents).float(), refined.detach())
+            painted = self.generator(latents).float()
+            distance = F.mse_loss(painted, refined.detach())
+            ratios = diversity_ratios(painted, latents)
+            loss = distance + weight * diversity_loss(ratios, cap) if weight > 0 else distance
             loss.backward()
             optimizer.step()
             if update == 0:
-                gap = loss.detach()
-        return gap
+                gap, diversity = distance.detach(), ratios.detach().mean()
+        return gap, diversity
 
     def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
         intro = self.config.introspective
@@ -239,7 +252,7 @@ class IntrospectiveObjective(Objective):
         if self.classic and (step + 1) % intro.stage_steps == 0:
             self.end_stage(real)
         if not self.classic:
-            gap = self.update_painter(latents, refined)
+            gap, diversity = self.update_painter(latents, refined)
             self.stages_done = (step + 1) // intro.stage_steps
         losses.update(
             synthesis_steps=self.last_steps,
@@ -248,7 +261,7 @@ class IntrospectiveObjective(Objective):
             stage=torch.tensor(float(self.stages_done), device=self.device),
         )
         if gap is not None:
-            losses["painter_gap"] = gap
+            losses.update(painter_gap=gap, diversity=diversity)
         return losses
 
     # -- pictures and state ---------------------------------------------------------------------

@@ -277,12 +277,49 @@ def test_painter_mode_regresses_the_painter_onto_the_refined_images(tiny_emoji):
     real = to_float(tiny_emoji[:8])
     before = [p.detach().clone() for p in objective.generator.parameters()]
     losses = objective.train_step(real, 0)
-    assert {"painter_gap", "synthesis_steps", "score_synthesised"} <= set(losses)
+    assert {"painter_gap", "diversity", "synthesis_steps", "score_synthesised"} <= set(losses)
     assert float(losses["painter_gap"]) > 0 and len(objective.pool) == 8
     moved = [
         not torch.equal(a, b) for a, b in zip(before, objective.generator.parameters(), strict=True)
     ]
     assert any(moved)
+
+
+@pytest.mark.parametrize("weight", [0.0, 2.0])
+def test_the_painters_loss_is_the_distance_plus_the_capped_diversity_term(weight):
+    """Painter mode: the painter's gradient is that of mean((g(z) - refined)^2) +
+    weight * -mean(min(ratio, cap)) written out here (the ratio: mean absolute image difference /
+    mean absolute latent difference of sample i and sample i + B/2); the logged ``diversity`` is
+    the ratios' mean."""
+    objective = intro_objective(
+        introspective__mode="painter",
+        objective__diversity_weight=weight,
+        objective__diversity_cap=0.3,
+    )
+    painter = objective.generator
+    torch.manual_seed(3)
+    latents = torch.randn(6, painter.latent_dim)
+    refined = torch.rand(6, 3, 16, 16) * 2 - 1
+
+    painter.zero_grad()
+    painted = painter(latents).float()
+    first, second = torch.arange(3), torch.arange(3, 6)
+    image_distance = (painted[first] - painted[second]).abs().flatten(1).mean(1)
+    latent_distance = (latents[first] - latents[second]).abs().mean(1)
+    ratios = image_distance / latent_distance
+    expected = ((painted - refined) ** 2).mean() - weight * ratios.clamp(max=0.3).mean()
+    expected.backward()
+    wanted = [p.grad.clone() for p in painter.parameters()]
+
+    optimizer = objective.optimizers["generator"]
+    seen: list[list[torch.Tensor]] = []
+    optimizer.step = lambda *a, **k: seen.append([p.grad.clone() for p in painter.parameters()])
+    gap, diversity = objective.update_painter(latents, refined)
+    assert len(seen) == objective.config.introspective.painter_updates
+    for got, want in zip(seen[0], wanted, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+    assert float(gap) == pytest.approx(float(((painted - refined) ** 2).mean()), rel=1e-5)
+    assert float(diversity) == pytest.approx(float(ratios.mean()), rel=1e-5)
 
 
 # -- learning --------------------------------------------------------------------------------------
