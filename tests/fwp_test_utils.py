@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fwp.gan.config import TrainConfig, build_config
 
 TINY = {
@@ -78,6 +80,46 @@ def record_losses(trainer) -> list[dict[str, float]]:
         {"step": step, **{k: float(v) for k, v in losses.items()}}
     )
     return history
+
+
+def straight_and_resumed(make_trainer, root, steps: int = 8, split: int = 4):
+    """Train ``steps`` steps straight through in ``root / "full"``, and in ``root / "split"``
+    first to step ``split``, then on to ``steps`` by a new trainer resuming from the checkpoint.
+
+    Args:
+        make_trainer: ``(run_dir, steps) -> Trainer`` (checkpointing at ``split``).
+
+    Returns:
+        (the straight trainer, the resumed trainer, the straight run's losses per step, the
+        split run's losses per step), the histories as :func:`record_losses` records them.
+    """
+    full = make_trainer(root / "full", steps)
+    full_history = record_losses(full)
+    full.run()
+    first = make_trainer(root / "split", split)
+    split_history = record_losses(first)
+    first.run()
+    resumed = make_trainer(root / "split", steps)
+    assert resumed.step == split
+    resumed_history = record_losses(resumed)
+    resumed.run()
+    split_history += resumed_history
+    assert [h["step"] for h in split_history] == list(range(1, steps + 1))
+    return full, resumed, full_history, split_history
+
+
+def assert_same_losses(expected: list[dict[str, float]], got: list[dict[str, float]]) -> None:
+    """Every step's every loss equal to 1e-6 (relative or absolute), naming the first that is
+    not."""
+    assert len(expected) == len(got), (len(expected), len(got))
+    for want, have in zip(expected, got, strict=True):
+        assert want.keys() == have.keys(), (want, have)
+        for name in want:
+            assert math.isclose(want[name], have[name], rel_tol=1e-6, abs_tol=1e-6), (
+                name,
+                want,
+                have,
+            )
 
 
 def tiny_config(**overrides) -> TrainConfig:

@@ -7,7 +7,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 from einops import rearrange
-from fwp_test_utils import TINY_CLI_SHORT_RUN, record_losses, tiny_config
+from fwp_test_utils import (
+    TINY_CLI_SHORT_RUN,
+    assert_same_losses,
+    straight_and_resumed,
+    tiny_config,
+)
 from torch import nn
 
 from fwp.cli.main import cli
@@ -360,25 +365,8 @@ def test_resume_reproduces_the_uninterrupted_coop_losses(tmp_path, tiny_emoji):
         config = coop_config(run__steps=steps, run__checkpoint_every=4)
         return Trainer(config, run_dir, images=tiny_emoji, progress=False)
 
-    full = trainer(tmp_path / "full", 8)
-    full_history = record_losses(full)
-    full.run()
-    first = trainer(tmp_path / "split", 4)
-    split_history = record_losses(first)
-    first.run()
-    second = trainer(tmp_path / "split", 8)
-    assert second.step == 4
-    second_history = record_losses(second)
-    second.run()
-    split_history += second_history
-    assert [h["step"] for h in split_history] == list(range(1, 9))
-    for expected, got in zip(full_history, split_history, strict=True):
-        for name in expected:
-            assert math.isclose(expected[name], got[name], rel_tol=1e-6, abs_tol=1e-6), (
-                name,
-                expected,
-                got,
-            )
+    _, _, full_history, split_history = straight_and_resumed(trainer, tmp_path)
+    assert_same_losses(full_history, split_history)
 
 
 def test_fwp_train_objective_coop_runs_from_the_command_line(tmp_path):

@@ -12,8 +12,9 @@ import torch
 from click.testing import CliRunner
 from fwp_test_utils import (
     TINY_CLI_SHORT_RUN,
+    assert_same_losses,
     random_inception_weights,
-    record_losses,
+    straight_and_resumed,
     tiny_config,
 )
 
@@ -208,20 +209,9 @@ def test_resume_from_a_mid_stage_checkpoint_reproduces_the_uninterrupted_run(tmp
         config = intro_config(run__steps=steps, run__checkpoint_every=4, run__sample_every=100)
         return Trainer(config, run_dir, images=tiny_emoji, progress=False)
 
-    full = trainer(tmp_path / "full", 8)
-    full_history = record_losses(full)
-    full.run()
-    first = trainer(tmp_path / "split", 4)  # stages end after steps 3 and 6: 4 is mid-stage
-    split_history = record_losses(first)
-    first.run()
-    second = trainer(tmp_path / "split", 8)
-    assert second.step == 4
-    second_history = record_losses(second)
-    second.run()
-    split_history += second_history
-    assert [h["step"] for h in split_history] == list(range(1, 9))
-    for expected, got in zip(full_history, split_history, strict=True):
-        assert expected == pytest.approx(got, rel=1e-6, abs=1e-6)
+    # stages end after steps 3 and 6: the checkpoint of step 4 is mid-stage
+    full, second, full_history, split_history = straight_and_resumed(trainer, tmp_path)
+    assert_same_losses(full_history, split_history)
     assert torch.equal(full.objective.pool.images, second.objective.pool.images)
     assert torch.equal(full.objective.chain, second.objective.chain)
     for key, value in full.ema.state_dict().items():

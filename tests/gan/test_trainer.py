@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from fwp_test_utils import TINY_CLI, record_losses, tiny_config
+from fwp_test_utils import TINY_CLI, assert_same_losses, straight_and_resumed, tiny_config
 
 from fwp.gan.checkpoint import load_checkpoint, load_generator
 from fwp.gan.config import ConfigError
@@ -42,42 +42,12 @@ def test_run_directory_holds_everything(tmp_path, tiny_emoji):
 
 
 def test_resume_reproduces_the_uninterrupted_losses(tmp_path, tiny_emoji):
-    full = Trainer(
-        tiny_config(run__steps=8, run__checkpoint_every=4),
-        tmp_path / "full",
-        images=tiny_emoji,
-        progress=False,
-    )
-    full_history = record_losses(full)
-    full.run()
+    def trainer(run_dir, steps):
+        config = tiny_config(run__steps=steps, run__checkpoint_every=4)
+        return Trainer(config, run_dir, images=tiny_emoji, progress=False)
 
-    first = Trainer(
-        tiny_config(run__steps=4, run__checkpoint_every=4),
-        tmp_path / "split",
-        images=tiny_emoji,
-        progress=False,
-    )
-    split_history = record_losses(first)
-    first.run()
-    second = Trainer(
-        tiny_config(run__steps=8, run__checkpoint_every=4),
-        tmp_path / "split",
-        images=tiny_emoji,
-        progress=False,
-    )
-    assert second.step == 4
-    second_history = record_losses(second)
-    second.run()
-    split_history += second_history
-
-    assert [h["step"] for h in split_history] == list(range(1, 9))
-    for expected, got in zip(full_history, split_history, strict=True):
-        for name in expected:
-            assert math.isclose(expected[name], got[name], rel_tol=1e-6, abs_tol=1e-6), (
-                name,
-                expected,
-                got,
-            )
+    _, _, full_history, split_history = straight_and_resumed(trainer, tmp_path)
+    assert_same_losses(full_history, split_history)
 
 
 def test_nan_loss_rolls_back_and_continues(tmp_path, tiny_emoji, capsys):
