@@ -80,9 +80,8 @@ class IntrospectiveSection:
 def validate_introspective(config: TrainConfig) -> None:
     """Refuse bad introspective options (before any work; each message names the option)."""
     intro = config.introspective
-    for name in ("gp_weight",):
-        if getattr(intro, name) < 0:
-            raise ConfigError(f"introspective.{name} must be >= 0; got {getattr(intro, name)}")
+    if intro.gp_weight < 0:
+        raise ConfigError(f"introspective.gp_weight must be >= 0; got {intro.gp_weight}")
     for name in ("lr_critic", "synthesis_lr"):
         if not getattr(intro, name) > 0:
             raise ConfigError(f"introspective.{name} must be positive; got {getattr(intro, name)}")

@@ -11,8 +11,7 @@ each repeated with small changes, have 230 such pairs (11%).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
@@ -46,10 +45,6 @@ class NearDuplicates:
     pairs: int
     images: int
     threshold: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain ``dict`` (JSON friendly)."""
-        return asdict(self)
 
     def describe(self) -> str:
         """One line, e.g. ``3 of 2016 pairs (0.15%) among 64 samples: RMS pixel difference <

@@ -180,17 +180,19 @@ class IntrospectiveObjective(Objective):
             scores = self.critic(real)
         return float(scores.min()), float(scores.max())
 
-    def synthesise(self, images: Tensor, real: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def synthesise(
+        self, images: Tensor, score_range: tuple[float, float]
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Ascend the critic from ``images`` (N, C, H, W) in batches of
         ``introspective.negative_batch``; each batch stops at its own threshold, drawn uniformly
-        between the min and max critic score on ``real`` (no early stop when
-        ``introspective.early_stop`` is off).
+        from ``score_range``, the (min, max) critic score on data (:meth:`data_range`; no early
+        stop when ``introspective.early_stop`` is off).
 
         Returns:
             (images (N, C, H, W), mean Adam steps per batch, mean final score), detached.
         """
         intro = self.config.introspective
-        low, high = self.data_range(real)
+        low, high = score_range
         results: list[Synthesis] = []
         for chunk in images.split(intro.negative_batch):
             u = float(torch.rand(()))
@@ -206,7 +208,7 @@ class IntrospectiveObjective(Objective):
         """Classic mode: synthesise the next pseudo-negatives from the chain, pool them, and
         freeze the critic into the cascade (the last slot once the cascade is full)."""
         low, high = self.data_range(real)
-        self.chain, self.last_steps, self.last_score = self.synthesise(self.chain, real)
+        self.chain, self.last_steps, self.last_score = self.synthesise(self.chain, (low, high))
         self.pool.add(self.chain)
         slot = min(self.stages_done, len(self.cascade.critics) - 1)
         self.cascade.store_stage(slot, self.critic, low, high)
@@ -245,7 +247,9 @@ class IntrospectiveObjective(Objective):
             latents = torch.randn(real.shape[0], self.generator.latent_dim, device=self.device)
             with torch.no_grad():
                 painted = self.generator(latents).float()
-            refined, self.last_steps, self.last_score = self.synthesise(painted, real)
+            refined, self.last_steps, self.last_score = self.synthesise(
+                painted, self.data_range(real)
+            )
             self.pool.add(refined)
         for _ in range(intro.critic_passes):
             losses = self.update_critic(real, self.pool.sample(intro.negative_batch))
