@@ -10,6 +10,14 @@ W <- W + lr * v softmax(k - W^T v)^T, at every step and with the learning rate a
 first step. The official loop skips the correction at its first step, where its matrix is still
 zero, so the correction is zero there anyway; here ``step`` always subtracts W^T v, which gives
 the same images from W0 = 0 and keeps ``step`` independent of the step index.
+
+``oja_bounded`` keeps the update and changes the activations so that every step of a painting is
+a contraction: unit-norm (L2) values and raw keys. With |v| = 1 and a rate in [0, 1] a step moves
+only the component of W along v, W^T v -> (1 - lr) W^T v + lr k, and leaves the rest alone, so |W|
+can grow only by the keys' length per step, never geometrically; the raw keys carry the image's
+contrast, which softmax keys (entries in [0, 1]) would cap. With raw values, as in ``oja``, a step
+multiplies the component of W along v by 1 - lr |v|^2, which flips and grows once lr |v|^2 > 2:
+the painter's values grow in training until its images saturate or overflow.
 """
 
 from __future__ import annotations
@@ -68,4 +76,10 @@ register_rule(
     "oja_official",
     activate_after_correction=True,
     description="Oja as in the official FPA code: W += lr v softmax(softmax(k) - W^T v)^T",
+)(OjaRule)
+register_rule(
+    "oja_bounded",
+    key_activation="identity",
+    value_activation="l2",
+    description="Oja with unit-norm values and raw keys: every step a contraction along v",
 )(OjaRule)

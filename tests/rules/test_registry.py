@@ -35,6 +35,7 @@ BUILT_IN = {
     "hebb_sum": HebbianRule,
     "oja": OjaRule,
     "oja_official": OjaRule,
+    "oja_bounded": OjaRule,
 }
 
 
