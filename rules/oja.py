@@ -13,8 +13,8 @@ the same images from W0 = 0 and keeps ``step`` independent of the step index.
 
 ``oja_bounded`` keeps the update and changes the activations so that every step of a painting is
 a contraction: unit-norm (L2) values and raw keys. With |v| = 1 and a rate in [0, 1] a step moves
-only the component of W along v, W^T v -> (1 - lr) W^T v + lr k, and leaves the rest alone, so |W|
-can grow only by the keys' length per step, never geometrically; the raw keys carry the image's
+only the component of W along v, W^T v -> (1 - lr) W^T v + lr k, and leaves the rest alone, so
+|W|_F^2 grows by at most |k|^2 per step, never geometrically; the raw keys carry the image's
 contrast, which softmax keys (entries in [0, 1]) would cap. With raw values, as in ``oja``, a step
 multiplies the component of W along v by 1 - lr |v|^2, which flips and grows once lr |v|^2 > 2:
 the painter's values grow in training until its images saturate or overflow.

@@ -10,15 +10,9 @@ from fwp.rules import get_rule
 
 
 def _paint(rule_name: str, key_logits, value_logits, lr_logits) -> torch.Tensor:
-    """Scan the rule's activated steps from W0 = 0: logits (B, C, T, .) -> W (B, C, H, Wd)."""
+    """The rule's activation, then its reference scan from W0 = 0: logits (B, C, T, .) -> W."""
     rule = get_rule(rule_name)
-    B, C, T, Wd = key_logits.shape
-    H = value_logits.shape[-1]
-    W = torch.zeros(B, C, H, Wd, dtype=key_logits.dtype)
-    for t in range(T):
-        k, v, lr = rule.activate(key_logits[:, :, t], value_logits[:, :, t], lr_logits[:, :, t])
-        W = rule.step(W, k, v, lr)
-    return W
+    return rule.scan(*rule.activate_sequence(key_logits, value_logits, lr_logits))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
