@@ -22,18 +22,18 @@ def sample_statistics(generator, real) -> tuple[float, float]:
 def test_a_few_hundred_steps_move_the_samples_toward_the_data(tmp_path):
     """An untrained painter paints near-identical grey images; emoji are mostly white and varied.
 
-    800 steps of the quick preset's training setting on 256 real emoji, with its painter shrunk to
-    16x16, T=6, LSTM 64, batch 16, must close most of the colour gap between the EMA painter's
-    samples and the data, and make the samples differ across latents. Measured over seeds 0-5,
-    each with the discriminator's real and fake passes fused (fast mode) and separate (the same
-    math, other rounding): colour gap 0.25 -> 0.026 to 0.107 (at most 0.43 of the start), spread
-    0.008 -> 0.34 to 0.50. At 400 steps the same twelve runs ended anywhere between 0.42 and 1.05
-    of the start gap: GAN trajectories part on rounding, so the test trains long enough for every
-    one of them to arrive. A trainer that does not learn keeps both where they start.
+    800 steps of the quick preset's training setting (Transformer controller, R1 penalty) on 256
+    real emoji, with its painter shrunk to 16x16, T=6, width 64, batch 16, must close most of the
+    colour gap between the EMA painter's samples and the data, and make the samples differ across
+    latents. Measured over seeds 0-5, each in fast mode and in reference mode (the same math, other
+    rounding): colour gap 0.24-0.25 -> 0.004 to 0.047 (at most 0.20 of the start), spread
+    0.011-0.013 -> 0.52 to 0.68. GAN trajectories part on rounding, so the bounds leave room: a
+    trainer that does not learn keeps both where they start.
 
     Collapse: before training every pair of 64 fixed-latent samples is a near-duplicate (RMS
-    pixel difference < 0.1; 2,016 of 2,016 pairs); after, seeds 0-2 left 228, 456 and 573 such
-    pairs. A generator that paints one picture for every latent keeps all 2,016.
+    pixel difference < 0.1; 2,016 of 2,016 pairs); after, the same twelve runs left 9 to 97 such
+    pairs (the LSTM controller with the one-centred penalty, the earlier quick setting, left 228
+    to 573 for seeds 0-2). A generator that paints one picture for every latent keeps all 2,016.
     """
     images = load_images("emoji", (16, 16), 3, limit=256, progress=False)
     real = to_float(images)
@@ -54,7 +54,7 @@ def test_a_few_hundred_steps_move_the_samples_toward_the_data(tmp_path):
     assert near_duplicates(trainer.ema.sample(64, seed=5)).fraction == 1.0
     trainer.run()
     gap_after, spread_after = sample_statistics(trainer.ema, real)
-    assert gap_after < 0.6 * gap_before, (gap_before, gap_after)
-    assert spread_after > 0.2, (spread_before, spread_after)
+    assert gap_after < 0.4 * gap_before, (gap_before, gap_after)
+    assert spread_after > 0.3, (spread_before, spread_after)
     repeats = near_duplicates(trainer.ema.sample(64, seed=5))
-    assert repeats.fraction < 0.5, repeats.describe()  # not collapsed onto a few pictures
+    assert repeats.fraction < 0.2, repeats.describe()  # not collapsed onto a few pictures
