@@ -98,9 +98,10 @@ def ablate() -> None:
     budget or options of an existing sweep needs --change (the command says what changes).
 
     \b
-    Example: the three rule families on emoji with the quick preset, the three cells at once:
-      fwp ablate runs/rule-families --preset quick --rule delta --rule hebb --rule oja \\
-          --steps 1000 --fid-every 500 --fid-num 500 --jobs 3
+    Example: the three rule families on emoji with the quick preset, three seeds, two cells at once
+    (about 30 minutes on 2 CPU cores):
+      fwp ablate runs/rule-families --preset quick --rule delta --rule hebb_sum --rule oja \\
+          --seeds 3 --steps 1500 --fid-every 1500 --fid-num 500 --jobs 2
     """
 
 

@@ -28,9 +28,11 @@ def _losses_per_step(config, run_dir, images) -> list[dict[str, float]]:
     return history
 
 
-def test_compiled_step_gives_the_eager_losses(tmp_path, tiny_emoji, monkeypatch):
+@pytest.mark.parametrize("controller", ["lstm", "transformer"])
+def test_compiled_step_gives_the_eager_losses(tmp_path, tiny_emoji, monkeypatch, controller):
     """The trainer's compiled path (graph capture, the LSTM graph break, recompiles when the
-    discriminator is frozen, the eager penalised pass) computes the eager step's losses.
+    discriminator is frozen, the eager penalised pass) computes the eager step's losses, with
+    either controller.
 
     aot_eager runs the captured graphs with eager kernels, so this checks the capture and the
     training logic without inductor's compile time; the inductor tests below check kernels.
@@ -38,7 +40,9 @@ def test_compiled_step_gives_the_eager_losses(tmp_path, tiny_emoji, monkeypatch)
     monkeypatch.setattr(compiled, "BACKEND", "aot_eager")
     histories = {
         mode: _losses_per_step(
-            tiny_config(run__compile=mode, run__steps=5), tmp_path / mode, tiny_emoji
+            tiny_config(run__compile=mode, run__steps=5, painter__controller=controller),
+            tmp_path / mode,
+            tiny_emoji,
         )
         for mode in ("off", "default")
     }

@@ -36,8 +36,9 @@ CPU = torch.device("cpu")
 
 def coop_config(**overrides):
     """The tiny test configuration trained cooperatively (4 Langevin steps, a narrow descriptor,
-    no diversity term: CoopNets' own painter loss)."""
+    no diversity term: CoopNets' own painter loss) with the LSTM controller of coop-quick."""
     options = {
+        "painter__controller": "lstm",
         "objective__name": "coop",
         "objective__diversity_weight": 0.0,
         "coop__langevin_steps": 4,
