@@ -193,9 +193,10 @@ def _echo_dry_run(plan: SweepPlan, change: bool) -> None:
     "--rules",
     "rules",
     multiple=True,
-    metavar="NAME|PATTERN",
-    help="A rule to sweep, or a shell pattern of rule names ('delta*'). Repeatable "
-    "[default: the base configuration's rule].",
+    metavar="NAME|PATTERN|NAME{TABLE}",
+    help="A rule to sweep, or a shell pattern of rule names ('delta*'), or a rule with options "
+    "for its cells only ('oja{bounded_rate = true}', a TOML inline table; `fwp rules NAME` lists "
+    "them). Repeatable [default: the base configuration's rule].",
 )
 @click.option(
     "--seeds",
@@ -380,7 +381,7 @@ def run(
     Sweep file (--sweep), TOML:
       [sweep]
       preset = "quick"
-      rules = ["delta", "hebb*"]       # names or shell patterns
+      rules = ["delta", "hebb*"]       # names, shell patterns, NAME{TABLE}
       seeds = 2                        # a count, or a list [0, 7]
       steps = 300                      # and/or minutes = 10; fid_every, fid_num
       plugins = ["my_rules.py"]        # relative to the sweep file

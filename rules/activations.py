@@ -102,6 +102,27 @@ def rate_activation(kind: str, what: str = "learning-rate activation") -> Activa
     return lookup(RATE_ACTIVATIONS, kind, what, RATE_ALIASES)
 
 
+def bound_rate(lr: Tensor, projected: Tensor) -> Tensor:
+    """The rate divided by max(1, |x|^2), so a step never overshoots along x.
+
+    A delta step multiplies the recall error ``v - W k`` by ``1 - lr |k|^2``, an Oja step the
+    error ``k - W^T v`` by ``1 - lr |v|^2``; with raw (unbounded) keys or values that factor leaves
+    [-1, 1] once ``lr |x|^2 > 2`` and the matrix grows geometrically over a painting. Dividing the
+    rate by ``max(1, |x|^2)`` keeps the factor ``1 - lr min(1, |x|^2)`` in [0, 1] for a rate in
+    [0, 1] (the normalised LMS of Nagumo & Noda, 1967, applied only where |x| > 1): a no-op for
+    softmax or unit-norm vectors (|x| <= 1).
+
+    Args:
+        lr: activated rates (..., L).
+        projected: the vector the correction projects on, ``k`` (..., Wd) for delta rules or
+            ``v`` (..., H) for Oja rules.
+
+    Returns:
+        the bounded rates (..., L).
+    """
+    return lr / projected.pow(2).sum(dim=-1, keepdim=True).clamp_min(1.0)
+
+
 def decay_weights(log_decay_cumsum: Tensor, inclusive: bool) -> Tensor:
     """exp(L_t - L_s) for s < t (or s <= t when ``inclusive``), else 0.
 

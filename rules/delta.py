@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import Tensor
 
-from .activations import decay_weights, rate_activation, vector_activation
+from .activations import bound_rate, decay_weights, rate_activation, vector_activation
 from .base import (
     LearningRule,
     PaintResult,
@@ -116,6 +116,10 @@ class DeltaRule(LearningRule):
             official FPA code does.
         gated: the gated delta rule (Yang et al. 2024): two rate logits per step, a decay gate
             alpha and a write strength beta.
+        bounded_rate: divide the rate (the write strength beta of the gated rule) by
+            max(1, |k|^2), so that a step never overshoots along k: the recall error v - W k
+            shrinks by 1 - lr min(1, |k|^2), in [0, 1]. A no-op for softmax and L2 keys; it keeps
+            raw keys (``delta_raw``) from growing the matrix geometrically.
     """
 
     family = "delta"
@@ -129,6 +133,7 @@ class DeltaRule(LearningRule):
         per_row_lr: bool = False,
         unscaled_first_update: bool = False,
         gated: bool = False,
+        bounded_rate: bool = False,
     ) -> None:
         if gated and per_row_lr:
             raise ValueError("the gated delta rule takes a scalar rate; set per_row_lr=False")
@@ -138,6 +143,7 @@ class DeltaRule(LearningRule):
         self.per_row_lr = per_row_lr
         self.unscaled_first_update = unscaled_first_update
         self.gated = gated
+        self.bounded_rate = bounded_rate
         # with gating, lr = 0 means alpha = 0 as well: the matrix is erased, not kept
         self.zero_lr_is_identity = not gated
 
@@ -148,7 +154,13 @@ class DeltaRule(LearningRule):
         return height if self.per_row_lr else 1
 
     def activate(self, key_logits: Tensor, value_logits: Tensor, lr_logits: Tensor):
-        return self.key_fn(key_logits), self.value_fn(value_logits), self.lr_fn(lr_logits)
+        k, v, lr = self.key_fn(key_logits), self.value_fn(value_logits), self.lr_fn(lr_logits)
+        if self.bounded_rate:
+            if self.gated:  # only the write strength beta; the decay gate alpha stays
+                lr = torch.cat([lr[..., :1], bound_rate(lr[..., 1:], k)], dim=-1)
+            else:
+                lr = bound_rate(lr, k)
+        return k, v, lr
 
     def activate_sequence(self, key_logits: Tensor, value_logits: Tensor, lr_logits: Tensor):
         k, v, lr = self.activate(key_logits, value_logits, lr_logits)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from einops import einsum
 from torch import Tensor
 
-from .activations import rate_activation, vector_activation
+from .activations import bound_rate, rate_activation, vector_activation
 from .base import LearningRule
 from .registry import register_rule
 
@@ -42,6 +42,10 @@ class OjaRule(LearningRule):
             rate of exactly 1).
         activate_after_correction: apply the key activation once more to the corrected key,
             W <- W + lr v act(k - W^T v)^T, as the official FPA code does.
+        bounded_rate: divide the rate by max(1, |v|^2), so that a step never overshoots along v:
+            the error k - W^T v shrinks by 1 - lr min(1, |v|^2), in [0, 1]. A no-op for unit-norm
+            or softmax values; it keeps raw values (``oja``) from growing the matrix
+            geometrically.
     """
 
     family = "oja"
@@ -53,14 +57,17 @@ class OjaRule(LearningRule):
         value_activation: str = "identity",
         lr_activation: str = "sigmoid",
         activate_after_correction: bool = False,
+        bounded_rate: bool = False,
     ) -> None:
         self.key_fn = vector_activation(key_activation, "key activation")
         self.value_fn = vector_activation(value_activation, "value activation")
         self.lr_fn = rate_activation(lr_activation)
         self.activate_after_correction = activate_after_correction
+        self.bounded_rate = bounded_rate
 
     def activate(self, key_logits: Tensor, value_logits: Tensor, lr_logits: Tensor):
-        return self.key_fn(key_logits), self.value_fn(value_logits), self.lr_fn(lr_logits)
+        k, v, lr = self.key_fn(key_logits), self.value_fn(value_logits), self.lr_fn(lr_logits)
+        return k, v, bound_rate(lr, v) if self.bounded_rate else lr
 
     def step(self, W: Tensor, k: Tensor, v: Tensor, lr: Tensor) -> Tensor:
         """W (B, C, H, Wd), activated k (B, C, Wd), v (B, C, H), lr (B, C, 1) -> W'."""

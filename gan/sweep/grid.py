@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import product
@@ -19,6 +20,11 @@ from typing import Any
 
 from ..config import ConfigError, TrainConfig, build_config, flatten_config, parse_assignment
 from ..naming import digest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 __all__ = [
     "GRID_OPTIONS",
@@ -30,6 +36,8 @@ __all__ = [
     "parse_axis",
     "parse_seeds",
     "resolve_rules",
+    "rule_entry",
+    "split_rule_entry",
     "split_values",
     "table_options",
 ]
@@ -225,14 +233,60 @@ def _check_axes(axes: Sequence[tuple[str, Sequence[Any]]]) -> None:
             raise ConfigError(f"swept option {key} repeats a value: {list(values)!r}")
 
 
+def split_rule_entry(entry: str) -> tuple[str, dict[str, Any]]:
+    """A sweep's rule entry, ``NAME`` or ``NAME{TABLE}``, as (name, rule options).
+
+    ``NAME{TABLE}`` is a rule with options for its cells only, a TOML inline table as for
+    ``painter.rule_options`` (``oja{bounded_rate = true}``), so that one sweep can give one rule
+    a documented option that another rule does not have.
+
+    Raises:
+        ConfigError: the table is no TOML inline table.
+    """
+    name, brace, table = entry.partition("{")
+    if not brace:
+        return entry.strip(), {}
+    try:
+        options = tomllib.loads(f"v = {{{table}")["v"]
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(
+            f"rule entry {entry!r}: the options after the name must be a TOML inline table such "
+            f"as oja{{bounded_rate = true}} ({err})"
+        ) from None
+    return name.strip(), dict(options)
+
+
+def _toml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value)  # strings (and lists of them): TOML's basic strings
+
+
+def rule_entry(name: str, options: Mapping[str, Any]) -> str:
+    """The canonical entry of a rule with options: ``NAME{a = 1, b = "x"}`` (``NAME`` alone
+    without options); :func:`split_rule_entry` reads it back."""
+    if not options:
+        return name
+    return name + "{" + ", ".join(f"{k} = {_toml_text(v)}" for k, v in options.items()) + "}"
+
+
 def resolve_rules(patterns: Sequence[str]) -> list[str]:
-    """Registered rule names for names and shell patterns, in order, without repeats."""
-    from fwp.rules import get_spec, list_rules
+    """Registered rule names for names and shell patterns, in order, without repeats; an entry
+    with options (``NAME{TABLE}``, see :func:`split_rule_entry`) names one rule, whose options are
+    checked here and kept in canonical form."""
+    from fwp.rules import get_rule, get_spec, list_rules
 
     names: list[str] = []
     for pattern in patterns:
-        if any(ch in pattern for ch in "*?["):
-            matched = [spec.name for spec in list_rules(pattern)]
+        name, options = split_rule_entry(pattern)
+        if any(ch in name for ch in "*?["):
+            if options:
+                raise ConfigError(
+                    f"rule entry {pattern!r}: options go with one rule name, not a pattern"
+                )
+            matched = [spec.name for spec in list_rules(name)]
             if not matched:
                 raise ConfigError(
                     f"no registered rule matches {pattern!r}; `fwp rules` lists them "
@@ -240,10 +294,13 @@ def resolve_rules(patterns: Sequence[str]) -> list[str]:
                 )
         else:
             try:
-                matched = [get_spec(pattern).name]
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
-        names += [name for name in matched if name not in names]
+                name = get_spec(name).name
+                if options:
+                    get_rule(name, **options)
+            except (ValueError, TypeError) as err:
+                raise ConfigError(f"rule entry {pattern!r}: {err}") from None
+            matched = [rule_entry(name, options)]
+        names += [entry for entry in matched if entry not in names]
     return names
 
 
@@ -268,7 +325,9 @@ def _identity_digest(rule: str, settings: Mapping[str, Any]) -> str:
 
 
 def _configuration_name(rule: str, settings: Mapping[str, Any]) -> str:
-    parts = [_name_part(rule)] + [_name_part(f"{k}={format_value(v)}") for k, v in settings.items()]
+    name, options = split_rule_entry(rule)
+    pairs = {**options, **settings}
+    parts = [_name_part(name)] + [_name_part(f"{k}={format_value(v)}") for k, v in pairs.items()]
     name = "-".join(parts)
     if len(name) > _MAX_NAME:
         name = f"{name[: _MAX_NAME - 7]}-{_identity_digest(rule, settings)}"
@@ -288,6 +347,13 @@ def expand(spec: SweepSpec, sweep_dir: str | Path) -> list[Cell]:
         if key in GRID_OPTIONS:
             raise ConfigError(f"sweep {key} with {GRID_OPTIONS[key]}")
     _check_axes(spec.axes)
+    if any("{" in rule for rule in spec.rules) and any(
+        key == "painter.rule_options" for key, values in spec.axes if len(values) > 1
+    ):
+        raise ConfigError(
+            "painter.rule_options is swept with --set and also given to a rule as NAME{TABLE}; "
+            "give the options in one place"
+        )
     base = spec.base_config()
     rules = resolve_rules(spec.rules) if spec.rules else [base.painter.rule]
     seeds = list(spec.seeds) or [base.run.seed]
@@ -297,6 +363,8 @@ def expand(spec: SweepSpec, sweep_dir: str | Path) -> list[Cell]:
     cells: list[Cell] = []
     names: dict[str, tuple[str, dict[str, Any]]] = {}
     for rule in rules:
+        rule_name, rule_options = split_rule_entry(rule)
+        per_rule = {"painter.rule_options": rule_options} if rule_options else {}
         for combo in product(*(values for _, values in swept)):
             settings = {key: value for (key, _), value in zip(swept, combo, strict=True)}
             configuration = _configuration_name(rule, settings)
@@ -306,7 +374,13 @@ def expand(spec: SweepSpec, sweep_dir: str | Path) -> list[Cell]:
                 names[configuration] = identity
             for seed in seeds:
                 name = f"{configuration}-seed{seed}"
-                overrides = {**fixed, **settings, "painter.rule": rule, "run.seed": seed}
+                overrides = {
+                    **fixed,
+                    **settings,
+                    **per_rule,
+                    "painter.rule": rule_name,
+                    "run.seed": seed,
+                }
                 try:
                     config = spec.build(overrides)
                 except ConfigError as err:

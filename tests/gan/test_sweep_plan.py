@@ -134,3 +134,48 @@ def test_unusable_cell_json_is_a_named_error(tmp_path, corrupt, message):
         read_state(cell.run_dir)
     text = str(caught.value)
     assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+def test_a_rule_entry_with_options_gives_them_to_its_cells_only(tmp_path):
+    """``NAME{TABLE}`` sets painter.rule_options for that rule's cells; the other rules keep
+    their own (here: none), the entry is stored in canonical form and names its cells."""
+    plan = plan_sweep(
+        tmp_path, request(rules=["delta", "oja{ bounded_rate=true }", "hebb_sum"], seeds=[0])
+    )
+    by_name = {cell.name: cell for cell in plan.cells}
+    assert list(by_name) == ["delta-seed0", "oja-bounded_rate=true-seed0", "hebb_sum-seed0"]
+    oja = by_name["oja-bounded_rate=true-seed0"]
+    assert oja.config.painter.rule == "oja"
+    assert oja.config.painter.rule_options == {"bounded_rate": True}
+    assert oja.rule == "oja{bounded_rate = true}"
+    assert by_name["hebb_sum-seed0"].config.painter.rule_options == {}
+    record_sweep(plan)
+    stored_rules = json.loads((tmp_path / "sweep.json").read_text())["rules"]
+    assert stored_rules == ["delta", "oja{bounded_rate = true}", "hebb_sum"]
+    assert plan_sweep(tmp_path, SweepRequest()).changes == []  # read back as it was stored
+    again = plan_sweep(tmp_path, request(rules=["delta", "oja{bounded_rate = true}", "hebb_sum"]))
+    assert again.changes == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "oja{bounded = true}",
+            r"rule 'oja' has no option 'bounded' \(did you mean 'bounded_rate'",
+        ),
+        ("oja{bounded_rate = }", r"must be a TOML inline table such as oja\{bounded_rate = true\}"),
+        ("oj?{bounded_rate = true}", "options go with one rule name, not a pattern"),
+        ("hebb_sum{bounded_rate = true}", "rule 'hebb_sum' has no option 'bounded_rate'"),
+    ],
+)
+def test_a_bad_rule_entry_is_refused_before_anything_is_written(tmp_path, entry, message):
+    with pytest.raises(ConfigError, match=message):
+        plan_sweep(tmp_path / "sweep", request(rules=["delta", entry]))
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_rule_options_given_twice_are_refused(tmp_path):
+    axes = [("painter.rule_options", ["{}", "{bounded_rate = true}"])]
+    with pytest.raises(ConfigError, match="give the options in one place"):
+        plan_sweep(tmp_path, request(rules=["oja{bounded_rate = true}"], axes=axes))
