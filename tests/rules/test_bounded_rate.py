@@ -135,3 +135,15 @@ def test_the_fast_path_matches_the_scan_through_the_bound(name: str) -> None:
     assert torch.allclose(fast, ref, rtol=1e-9, atol=1e-12)
     for got, want in zip(fast_grads, ref_grads, strict=True):
         assert torch.allclose(got, want, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 100.0])
+def test_bounded_oja_with_softmax_keys_cannot_exceed_one_per_step(scale: float) -> None:
+    """Why ``oja{bounded_rate = true}`` keeps softmax keys from painting contrast: each step adds
+    at most |k| <= 1 to the largest singular value, so |W_T|_2 <= T for any values, while an
+    n x n matrix of ones (a flat white picture) has n."""
+    rule = get_rule("oja", bounded_rate=True)
+    K, V, LR = rule.activate_sequence(*_logits(11, scale))
+    W = rule.scan(K, V, LR)
+    assert (torch.linalg.matrix_norm(W, ord=2) <= T * (1 + 1e-9)).all()
+    assert (K.norm(dim=-1) <= 1 + 1e-12).all()
