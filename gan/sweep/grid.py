@@ -298,7 +298,9 @@ def resolve_rules(patterns: Sequence[str]) -> list[str]:
                 if options:
                     get_rule(name, **options)
             except (ValueError, TypeError) as err:
-                raise ConfigError(f"rule entry {pattern!r}: {err}") from None
+                raise ConfigError(
+                    f"rule entry {pattern!r}: {err}" if options else str(err)
+                ) from None
             matched = [rule_entry(name, options)]
         names += [entry for entry in matched if entry not in names]
     return names
