@@ -43,6 +43,7 @@ from .train import (
     flatten_config,
     load_config_file,
     parse_assignment,
+    parse_toml_value,
     set_option,
 )
 
@@ -80,6 +81,7 @@ __all__ = [
     "option",
     "option_table",
     "parse_assignment",
+    "parse_toml_value",
     "preset_defaults",
     "set_option",
 ]

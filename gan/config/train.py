@@ -300,7 +300,7 @@ def _coerce(section: str, name: str, kind: Any, value: Any) -> Any:
         return _int_list(where, value)
     if where == "painter.rule_options":
         if isinstance(value, str):
-            value = _parse_toml_value(value)
+            value = parse_toml_value(value)
         if not isinstance(value, dict):
             raise ConfigError(
                 f"{where} must be a TOML inline table of rule options such as "
@@ -332,7 +332,7 @@ def _int_list(where: str, value: Any) -> list[int]:
         ) from None
 
 
-def _parse_toml_value(text: str) -> Any:
+def parse_toml_value(text: str) -> Any:
     """A TOML value (``{decay = 0.5}``, ``[16, 64]``, ``true``); text that is no TOML value is
     returned as it is."""
     try:
@@ -398,7 +398,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep:
         raise ConfigError(f"--set expects section.name=value; got {text!r}")
-    return key.strip(), _parse_toml_value(raw)
+    return key.strip(), parse_toml_value(raw)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

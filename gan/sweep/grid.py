@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, TrainConfig, build_config, flatten_config, parse_assignment
+from ..config import (
+    ConfigError,
+    TrainConfig,
+    build_config,
+    flatten_config,
+    parse_assignment,
+    parse_toml_value,
+)
 from ..naming import digest
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 __all__ = [
     "GRID_OPTIONS",
@@ -246,14 +247,13 @@ def split_rule_entry(entry: str) -> tuple[str, dict[str, Any]]:
     name, brace, table = entry.partition("{")
     if not brace:
         return entry.strip(), {}
-    try:
-        options = tomllib.loads(f"v = {{{table}")["v"]
-    except tomllib.TOMLDecodeError as err:
+    options = parse_toml_value("{" + table)
+    if not isinstance(options, dict):
         raise ConfigError(
             f"rule entry {entry!r}: the options after the name must be a TOML inline table such "
-            f"as oja{{bounded_rate = true}} ({err})"
-        ) from None
-    return name.strip(), dict(options)
+            f"as oja{{bounded_rate = true}}"
+        )
+    return name.strip(), options
 
 
 def _toml_text(value: Any) -> str:
