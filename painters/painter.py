@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
-from einops import rearrange
+from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from fwp.rules import LearningRule, PaintResult, get_rule
@@ -23,6 +23,8 @@ from .controller import LSTMController, TransformerController
 from .inputs import ChunkedLatentInput, RepeatedLatentInput, SplitLatentInput
 
 OUTPUT_ACTIVATIONS = ("tanh", "none")
+#: the matrix the T updates start from: zeros (the paper's) or one learned matrix per channel
+INITIAL_MATRICES = ("zeros", "learned")
 
 
 def _repeated_input(config: PainterConfig) -> nn.Module:
@@ -107,6 +109,12 @@ class PainterConfig:
         init_state_from_latent: compute the controller's initial state from z (the LSTM's
             (h0, c0); a start token that the Transformer's steps attend to).
         output_activation: "tanh" or "none", applied to the final matrix.
+        initial_matrix: what the updates start from. "zeros" (the paper's W_0 = 0), or "learned":
+            one matrix per channel (C, H, Wd), a slow weight trained with the controller and
+            shared by all latents (zeros at initialisation, so a new painter paints the same), as
+            the learned initial weights of the self-referential weight matrix (Irie, Schlag,
+            Csordas & Schmidhuber, ICML 2022). Every rule then updates from it: a Hebbian sum
+            adds to it, the delta rule corrects what it recalls (v - W k includes W_0 k).
         head_init_scale: scale of the output head's initial weights (larger: more contrast and
             more difference between latents at the start of training).
         fast_path: use the rule's parallel ``paint`` when it has one (else scan ``step``).
@@ -130,6 +138,7 @@ class PainterConfig:
     transformer_causal: bool = True
     init_state_from_latent: bool = True
     output_activation: str = "tanh"
+    initial_matrix: str = "zeros"
     head_init_scale: float = 1.0
     fast_path: bool = True
 
@@ -176,6 +185,11 @@ class PainterConfig:
             raise ValueError(
                 f"painter option output_activation must be one of {OUTPUT_ACTIVATIONS}; "
                 f"got {self.output_activation!r}"
+            )
+        if self.initial_matrix not in INITIAL_MATRICES:
+            raise ValueError(
+                f"painter option initial_matrix must be one of {INITIAL_MATRICES}; "
+                f"got {self.initial_matrix!r}"
             )
         get_rule(self.rule, **self.rule_options)  # unknown rule or bad options fail here
 
@@ -233,6 +247,10 @@ class Painter(nn.Module):
             config, self.inputs.output_dim, config.channels * per_channel
         )
         self.fast_path = config.fast_path
+        #: the learned initial matrix W_0 (C, H, Wd), or None for zeros
+        self.initial: nn.Parameter | None = None
+        if config.initial_matrix == "learned":
+            self.initial = nn.Parameter(torch.zeros(config.channels, config.height, config.width))
 
     @property
     def latent_dim(self) -> int:
@@ -261,6 +279,14 @@ class Painter(nn.Module):
         with full_precision(z.device):
             return self.rule.activate_sequence(*logits)
 
+    def _start(self, K: Tensor) -> dict[str, Tensor]:
+        """The rule's ``W0`` argument for keys ``K`` (B, C, T, Wd): the learned matrix repeated
+        (B, C, H, Wd) in K's dtype (at least float32), or nothing (the rule starts from zeros,
+        and a plugin rule's ``paint`` without a ``W0`` argument still works)."""
+        if self.initial is None:
+            return {}
+        return {"W0": repeat(self.initial.to(K.dtype), "c h w -> b c h w", b=K.shape[0])}
+
     def _output(self, matrix: Tensor) -> Tensor:
         return torch.tanh(matrix) if self.config.output_activation == "tanh" else matrix
 
@@ -275,7 +301,7 @@ class Painter(nn.Module):
         K, V, LR = self.sequences(z)
         run = self.rule.paint if self.fast_path else self.rule.scan
         with full_precision(z.device):
-            result = run(K, V, LR, frames=frames)
+            result = run(K, V, LR, frames=frames, **self._start(K))
         if not frames:
             return self._output(result)
         return PaintResult(
@@ -309,10 +335,11 @@ class Painter(nn.Module):
             )
         K, V, LR = self.sequences(z)
         run = self.rule.paint if self.fast_path else self.rule.scan
+        start = self._start(K)
         with full_precision(z.device):
             if stages == 1:
-                return self._output(run(K, V, LR))[None]
-            result = run(K, V, LR, frames=True)
+                return self._output(run(K, V, LR, **start))[None]
+            result = run(K, V, LR, frames=True, **start)
             index = torch.tensor([j * steps // stages for j in range(1, stages)], device=z.device)
             partials = result.partials.index_select(0, index)  # (N - 1, B, C, H, Wd)
             if scale:

@@ -12,6 +12,7 @@ generator, painter, refiner, discriminator, optim, run), :mod:`.objectives` (obj
 """
 
 from .fields import (
+    ADVERSARIAL_LOSSES,
     COMPILE_MODES,
     GENERATOR_KINDS,
     INIT_WEIGHTS,
@@ -48,6 +49,7 @@ from .train import (
 )
 
 __all__ = [
+    "ADVERSARIAL_LOSSES",
     "COMPILE_MODES",
     "DERIVED_PAINTER_OPTIONS",
     "GENERATOR_KINDS",

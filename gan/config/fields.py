@@ -16,6 +16,9 @@ class ConfigError(ValueError):
 #: gradient-penalty kinds of ``objective.penalty`` and the gradient norm each pulls toward
 PENALTY_TARGETS = {"one-centred": 1.0, "r1": 0.0}
 
+#: adversarial losses of ``objective.loss`` (defined in :mod:`fwp.gan.objectives.adversarial`)
+ADVERSARIAL_LOSSES = ("hinge", "logistic")
+
 #: training objectives of ``objective.name`` (each registered in :mod:`fwp.gan.objectives`)
 OBJECTIVE_NAMES = ("adversarial", "coop", "introspective")
 

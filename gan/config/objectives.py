@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .fields import OBJECTIVE_NAMES, PENALTY_TARGETS, ConfigError, option
+from .fields import ADVERSARIAL_LOSSES, OBJECTIVE_NAMES, PENALTY_TARGETS, ConfigError, option
 
 if TYPE_CHECKING:
     from .train import TrainConfig
@@ -17,7 +17,12 @@ class ObjectiveSection:
     """How the generator is taught."""
 
     name: str = option("adversarial", "the training objective", choices=OBJECTIVE_NAMES)
-    loss: str = option("hinge", "adversarial loss", choices=("hinge",))
+    loss: str = option(
+        "hinge",
+        "adversarial loss: hinge (the paper's), or logistic, the non-saturating loss that R1 was "
+        "introduced with",
+        choices=ADVERSARIAL_LOSSES,
+    )
     gp_weight: float = option(10.0, "weight of the gradient penalty on real images")
     gp_every: int = option(4, "apply the gradient penalty every N steps (lazy regularisation)")
     penalty: str = option(

@@ -8,7 +8,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from fwp.painters import REFINER_ARCHITECTURES, REFINER_OUTPUTS, PainterConfig
-from fwp.painters.painter import CONTROLLERS, INPUT_GENERATORS, OUTPUT_ACTIVATIONS
+from fwp.painters.painter import (
+    CONTROLLERS,
+    INITIAL_MATRICES,
+    INPUT_GENERATORS,
+    OUTPUT_ACTIVATIONS,
+)
 
 from ..networks.discriminator import DISCRIMINATOR_ARCHITECTURES
 from .fields import COMPILE_MODES, GENERATOR_KINDS, INIT_WEIGHTS, option
@@ -223,6 +228,11 @@ PAINTER_OPTION_HELP: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "num_layers": ("controller layers", None),
     "init_state_from_latent": ("compute the controller's initial state from z", None),
     "output_activation": ("applied to the final matrix", None),
+    "initial_matrix": (
+        "what the T updates start from: zeros (the paper's) or learned (one trained matrix per "
+        "channel, shared by all latents)",
+        None,
+    ),
     "head_init_scale": (
         "scale of the controller head's initial weights (the official kvb_init_fact)",
         None,
@@ -233,6 +243,7 @@ PAINTER_OPTION_HELP: dict[str, tuple[str, tuple[str, ...] | None]] = {
 _PAINTER_CHOICES = {
     "input_generator": INPUT_GENERATORS,
     "output_activation": OUTPUT_ACTIVATIONS,
+    "initial_matrix": INITIAL_MATRICES,
     "controller": CONTROLLERS,
 }
 

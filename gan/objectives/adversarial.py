@@ -7,6 +7,7 @@ code's options that show the discriminator more fakes per real batch: partial pa
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -22,25 +23,74 @@ from ..networks import DiscriminatorOutput, LightweightDiscriminator
 from .base import Objective, frozen, make_adam, register_objective
 
 
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """An adversarial loss as three elementwise terms of the logits.
+
+    Attributes:
+        real: the discriminator's loss on a real image's logit.
+        fake: the discriminator's loss on a generated image's logit.
+        generator: the generator's loss on a generated image's logit.
+    """
+
+    real: Callable[[Tensor], Tensor]
+    fake: Callable[[Tensor], Tensor]
+    generator: Callable[[Tensor], Tensor]
+
+
+#: ``objective.loss`` (the configuration's ``ADVERSARIAL_LOSSES``) -> its terms. hinge:
+#: relu(1 - D(x)), relu(1 + D(G(z))), -D(G(z)) (the FPA paper's, from Lightweight GAN); logistic:
+#: softplus(-D(x)), softplus(D(G(z))) and the non-saturating softplus(-D(G(z))) (Goodfellow et
+#: al., NeurIPS 2014), the loss the R1 penalty was analysed with (Mescheder et al., ICML 2018)
+#: and StyleGAN2 trains with.
+ADVERSARIAL_LOSS_TERMS: dict[str, AdversarialLoss] = {
+    "hinge": AdversarialLoss(
+        real=lambda x: F.relu(1.0 - x), fake=lambda x: F.relu(1.0 + x), generator=torch.neg
+    ),
+    "logistic": AdversarialLoss(
+        real=lambda x: F.softplus(-x), fake=F.softplus, generator=lambda x: F.softplus(-x)
+    ),
+}
+
+
+def discriminator_loss(
+    real: DiscriminatorOutput, fake: DiscriminatorOutput, loss: str = "hinge", pooled: bool = False
+) -> Tensor:
+    """The discriminator's loss ``loss`` (a key of :data:`ADVERSARIAL_LOSS_TERMS`) on both heads.
+
+    Per head: mean(real term) + mean(fake term); with ``pooled``, for more fakes than reals,
+    (sum of real terms + sum of fake terms) / (B_real + B_fake), the official FPA code's
+    ``hinge_loss_bis``, which it uses when the discriminator judges several fakes per real image
+    (partial paintings, or painted and refined images).
+    """
+    terms = ADVERSARIAL_LOSS_TERMS[loss]
+
+    def head(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        real_loss, fake_loss = terms.real(real_logits), terms.fake(fake_logits)
+        if pooled:
+            total = real_loss.sum() + fake_loss.sum()
+            return total / (real_logits.shape[0] + fake_logits.shape[0])
+        return real_loss.mean() + fake_loss.mean()
+
+    return head(real.logits, fake.logits) + head(real.small_logits, fake.small_logits)
+
+
+def generator_loss(fake: DiscriminatorOutput, loss: str = "hinge") -> Tensor:
+    """The generator's loss ``loss`` on both heads' logits of its images: mean of the term."""
+    term = ADVERSARIAL_LOSS_TERMS[loss].generator
+    return term(fake.logits).mean() + term(fake.small_logits).mean()
+
+
 def hinge_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> Tensor:
     """Hinge loss of both heads: relu(1 - D(x)) + relu(1 + D(G(z)))."""
-    loss = F.relu(1.0 - real.logits).mean() + F.relu(1.0 + fake.logits).mean()
-    return loss + F.relu(1.0 - real.small_logits).mean() + F.relu(1.0 + fake.small_logits).mean()
+    return discriminator_loss(real, fake, "hinge")
 
 
 def pooled_hinge_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> Tensor:
     """Hinge loss of both heads pooled over all scored images, for more fakes than reals:
-    (sum relu(1 - D(x)) + sum relu(1 + D(G(z)))) / (B_real + B_fake) per head.
-
-    This is the official FPA code's ``hinge_loss_bis``, which it uses when the discriminator
-    judges several fakes per real image (partial paintings, or painted and refined images).
-    """
-
-    def head(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        total = F.relu(1.0 - real_logits).sum() + F.relu(1.0 + fake_logits).sum()
-        return total / (real_logits.shape[0] + fake_logits.shape[0])
-
-    return head(real.logits, fake.logits) + head(real.small_logits, fake.small_logits)
+    (sum relu(1 - D(x)) + sum relu(1 + D(G(z)))) / (B_real + B_fake) per head (the official
+    ``hinge_loss_bis``)."""
+    return discriminator_loss(real, fake, "hinge", pooled=True)
 
 
 def match_loss(painted: Tensor, refined: Tensor) -> Tensor:
@@ -68,7 +118,7 @@ class Fakes:
 
 def hinge_generator_loss(fake: DiscriminatorOutput) -> Tensor:
     """Hinge generator loss of both heads: -D(G(z))."""
-    return -(fake.logits.mean() + fake.small_logits.mean())
+    return generator_loss(fake, "hinge")
 
 
 def real_gradient_penalty(real: Tensor, output: DiscriminatorOutput, target: float = 1.0) -> Tensor:
@@ -111,7 +161,8 @@ def diversity_loss(ratios: Tensor, cap: float) -> Tensor:
 class AdversarialObjective(Objective):
     """The GAN objective of "Images as Weight Matrices" (Irie & Schmidhuber, ICLR 2023).
 
-    A Lightweight-GAN discriminator (Liu et al., ICLR 2021) with hinge loss on two heads, an L1
+    A Lightweight-GAN discriminator (Liu et al., ICLR 2021) with hinge loss on two heads (or the
+    non-saturating logistic loss, ``objective.loss``; see :data:`ADVERSARIAL_LOSS_TERMS`), an L1
     reconstruction loss of its self-supervised decoder on real images, a gradient penalty on real
     images every ``gp_every`` steps, optional differentiable augmentation of both real and
     generated images (Zhao et al., 2020), and an optional diversity-sensitive generator term (off
@@ -268,8 +319,7 @@ class AdversarialObjective(Objective):
                 out_real = self.discriminator(real_input, reconstruct=True)
                 out_fake = self.discriminator(fake_input)
             pooled = fake.shape[0] > batch  # several fakes per real: the official pooling
-            hinge = pooled_hinge_discriminator_loss if pooled else hinge_discriminator_loss
-            adversarial = hinge(out_real, out_fake)
+            adversarial = discriminator_loss(out_real, out_fake, cfg.loss, pooled)
             reconstruction = out_real.reconstruction_loss
             d_loss = adversarial + cfg.reconstruction_weight * reconstruction
         if penalise:
@@ -285,7 +335,7 @@ class AdversarialObjective(Objective):
         with frozen(self.discriminator), self.autocast():
             latents = self._latents(batch)
             fakes = self._fakes(latents)
-            g_loss = hinge_generator_loss(self.score(self.augment(fakes.judged)))
+            g_loss = generator_loss(self.score(self.augment(fakes.judged)), cfg.loss)
             ratios = diversity_ratios(fakes.final.float(), latents)
             if cfg.diversity_weight > 0:
                 g_loss = g_loss + cfg.diversity_weight * diversity_loss(ratios, cfg.diversity_cap)

@@ -18,11 +18,19 @@ def _gradients(objective) -> dict[str, torch.Tensor]:
 
 
 # batch 6: the minibatch-std groups (4) do not divide it, so each batch is one group
+# the last case: the logistic loss and a learned initial matrix (W_0 through the WY fast path)
 @pytest.mark.parametrize(
-    ("rule", "batch"), [("delta", 8), ("delta_gated", 8), ("hebb", 8), ("delta", 6)]
+    ("rule", "batch", "options"),
+    [
+        ("delta", 8, {}),
+        ("delta_gated", 8, {}),
+        ("hebb", 8, {}),
+        ("delta", 6, {}),
+        ("delta", 8, {"objective__loss": "logistic", "painter__initial_matrix": "learned"}),
+    ],
 )
 def test_fast_and_reference_steps_give_the_same_losses_and_gradients(
-    tmp_path, tiny_emoji, rule, batch
+    tmp_path, tiny_emoji, rule, batch, options
 ):
     """Same inputs, same parameters: the fast mode changes the speed, not the math.
 
@@ -36,7 +44,9 @@ def test_fast_and_reference_steps_give_the_same_losses_and_gradients(
     """
     trainers = {
         reference: Trainer(
-            tiny_config(run__reference=reference, painter__rule=rule, optim__batch_size=batch),
+            tiny_config(
+                run__reference=reference, painter__rule=rule, optim__batch_size=batch, **options
+            ),
             tmp_path / f"run-{reference}",
             images=tiny_emoji,
             progress=False,

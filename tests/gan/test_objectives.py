@@ -1,8 +1,10 @@
+import math
+
 import pytest
 import torch
 from fwp_test_utils import tiny_config
 
-from fwp.gan.config import ConfigError
+from fwp.gan.config import ADVERSARIAL_LOSSES, ConfigError
 from fwp.gan.generators import build_generator
 from fwp.gan.networks.discriminator import DiscriminatorOutput
 from fwp.gan.objectives import (
@@ -13,6 +15,11 @@ from fwp.gan.objectives import (
     hinge_generator_loss,
     make_adam,
     real_gradient_penalty,
+)
+from fwp.gan.objectives.adversarial import (
+    ADVERSARIAL_LOSS_TERMS,
+    discriminator_loss,
+    generator_loss,
 )
 
 
@@ -26,6 +33,30 @@ def test_hinge_losses_match_their_definitions():
     expected = (0.0 + 0.5) / 2 + (0.0 + 1.0) / 2 + (1.0 + 0.0) / 2 + (1.5 + 0.0) / 2
     assert hinge_discriminator_loss(real, fake).item() == pytest.approx(expected)
     assert hinge_generator_loss(fake).item() == pytest.approx(-(-1.0 + -0.25))
+
+
+def test_logistic_losses_match_their_definitions():
+    real, fake = outputs([2.0, 0.0], [0.0, -1.0]), outputs([-2.0, 0.0], [1.0, 3.0])
+
+    def softplus(x: float) -> float:
+        return math.log1p(math.exp(x))
+
+    # softplus(-real) + softplus(fake), averaged per head, summed over both heads
+    expected = (softplus(-2.0) + softplus(0.0)) / 2 + (softplus(-2.0) + softplus(0.0)) / 2
+    expected += (softplus(0.0) + softplus(1.0)) / 2 + (softplus(1.0) + softplus(3.0)) / 2
+    assert discriminator_loss(real, fake, "logistic").item() == pytest.approx(expected)
+    # non-saturating: softplus(-D(G(z))), still steep where the discriminator rejects the fake
+    g_expected = (softplus(2.0) + softplus(0.0)) / 2 + (softplus(-1.0) + softplus(-3.0)) / 2
+    assert generator_loss(fake, "logistic").item() == pytest.approx(g_expected)
+    # pooled over more fakes than reals (the official hinge_loss_bis, with the logistic terms)
+    pooled = discriminator_loss(real, fake, "logistic", pooled=True)
+    main = (softplus(-2.0) + softplus(0.0) + softplus(-2.0) + softplus(0.0)) / 4
+    small = (softplus(0.0) + softplus(1.0) + softplus(1.0) + softplus(3.0)) / 4
+    assert pooled.item() == pytest.approx(main + small)
+
+
+def test_every_configurable_adversarial_loss_has_its_terms():
+    assert tuple(ADVERSARIAL_LOSS_TERMS) == ADVERSARIAL_LOSSES
 
 
 @pytest.mark.parametrize(("target", "expected"), [(1.0, (5.0 - 1.0) ** 2), (0.0, 25.0)])

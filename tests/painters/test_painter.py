@@ -37,10 +37,14 @@ def test_shapes_for_any_size_channel_count_and_rule(channels, generator, rule):
     torch.testing.assert_close(result.partials[-1], result.image)
 
 
+@pytest.mark.parametrize("initial_matrix", ["zeros", "learned"])
 @pytest.mark.parametrize("rule", ["delta", "delta_rowlr", "delta_gated", "hebb", "hebb_decay"])
-def test_fast_painter_equals_scan_painter_values_and_gradients(rule):
+def test_fast_painter_equals_scan_painter_values_and_gradients(rule, initial_matrix):
     torch.manual_seed(0)
-    painter = Painter(tiny(rule=rule, steps=9)).double()
+    painter = Painter(tiny(rule=rule, steps=9, initial_matrix=initial_matrix)).double()
+    if painter.initial is not None:  # a trained-looking W_0, so that its gradient path matters
+        with torch.no_grad():
+            painter.initial.normal_()
     z = torch.randn(3, 12, dtype=torch.float64)
     outputs, grads = [], []
     for fast in (True, False):
@@ -79,11 +83,38 @@ def test_bad_latent_shape_is_reported():
         ({"input_generator": "v3"}, "input_generator"),
         ({"rule": "deltaa"}, "unknown learning rule 'deltaa'.*delta"),
         ({"output_activation": "relu"}, "output_activation"),
+        ({"initial_matrix": "ones"}, r"initial_matrix must be one of \('zeros', 'learned'\)"),
     ],
 )
 def test_invalid_configuration_is_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         Painter(tiny(**overrides))
+
+
+@pytest.mark.parametrize("rule", ["delta", "hebb", "oja"])
+def test_learned_initial_matrix_starts_at_zero_and_is_what_the_rule_updates(rule):
+    torch.manual_seed(0)
+    learned = Painter(tiny(rule=rule, initial_matrix="learned")).double()
+    zeros = Painter(tiny(rule=rule)).double()
+    assert learned.initial is not None and learned.initial.shape == (3, 8, 6)
+    assert zeros.initial is None
+    # same weights otherwise: a new learned painter paints exactly what the paper's does
+    zeros.load_state_dict({k: v for k, v in learned.state_dict().items() if k != "initial"})
+    z = torch.randn(4, 12, dtype=torch.float64)
+    torch.testing.assert_close(learned(z), zeros(z))
+    # a trained W_0 is the rule's starting matrix: the step-by-step scan from W_0, by hand
+    with torch.no_grad():
+        learned.initial.normal_()
+    K, V, LR = learned.sequences(z)
+    W = learned.initial.detach().expand(4, -1, -1, -1)
+    for t in range(learned.config.steps):
+        W = learned.rule.step(W, K[:, :, t], V[:, :, t], LR[:, :, t])
+    torch.testing.assert_close(learned(z), torch.tanh(W))
+    # partial paintings start from it too, and W_0 gets a gradient
+    result = learned.paint(z, frames=True)
+    torch.testing.assert_close(result.partials[-1], result.image)
+    learned(z).sum().backward()
+    assert learned.initial.grad is not None and learned.initial.grad.abs().sum() > 0
 
 
 def test_config_round_trip_and_unknown_keys():
