@@ -269,14 +269,22 @@ class Trainer:
         )
 
     def evaluate_fid(self) -> dict[str, float]:
-        """FID/KID of ``run.fid_num`` EMA samples against cached reference statistics."""
+        """FID/KID of ``run.fid_num`` EMA samples against cached reference statistics.
+
+        Runs on a fork of the random state: building the Inception network initialises layers
+        from the global generator before its weights load, and that must not change the batches
+        and latents the training draws next (nor differ between a run and its resumption, which
+        builds the network again).
+        """
         from .metrics import RunEvaluator
 
-        if self.fid_evaluator is None:
-            self.fid_evaluator = RunEvaluator(self.config, device=self.device)
-        result = self.fid_evaluator.evaluate(
-            self.ema, num=self.config.run.fid_num, seed=self.config.run.seed + 2
-        )
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if self.fid_evaluator is None:
+                self.fid_evaluator = RunEvaluator(self.config, device=self.device)
+            result = self.fid_evaluator.evaluate(
+                self.ema, num=self.config.run.fid_num, seed=self.config.run.seed + 2
+            )
         return {"fid": result.fid, "kid": result.kid, "kid_std": result.kid_std}
 
     # -- the loop ------------------------------------------------------------------------------
