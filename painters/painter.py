@@ -279,13 +279,22 @@ class Painter(nn.Module):
         with full_precision(z.device):
             return self.rule.activate_sequence(*logits)
 
-    def _start(self, K: Tensor) -> dict[str, Tensor]:
-        """The rule's ``W0`` argument for keys ``K`` (B, C, T, Wd): the learned matrix repeated
-        (B, C, H, Wd) in K's dtype (at least float32), or nothing (the rule starts from zeros,
-        and a plugin rule's ``paint`` without a ``W0`` argument still works)."""
-        if self.initial is None:
-            return {}
-        return {"W0": repeat(self.initial.to(K.dtype), "c h w -> b c h w", b=K.shape[0])}
+    def _matrices(self, z: Tensor, frames: bool = False) -> Tensor | PaintResult:
+        """The rule's painting of latents z (B, latent_dim), before the output activation: the
+        final matrices (B, C, H, Wd), or with ``frames`` a :class:`~fwp.rules.PaintResult`.
+
+        The rule's parallel ``paint`` (or its step-by-step ``scan`` without the fast path) runs
+        in full precision, from the learned initial matrix repeated (B, C, H, Wd) in the keys'
+        dtype when there is one; otherwise no ``W0`` is passed, so the rule starts from zeros and
+        a plugin rule whose ``paint`` takes no ``W0`` still works.
+        """
+        K, V, LR = self.sequences(z)
+        run = self.rule.paint if self.fast_path else self.rule.scan
+        start = {}
+        if self.initial is not None:
+            start["W0"] = repeat(self.initial.to(K.dtype), "c h w -> b c h w", b=K.shape[0])
+        with full_precision(z.device):
+            return run(K, V, LR, frames=frames, **start)
 
     def _output(self, matrix: Tensor) -> Tensor:
         return torch.tanh(matrix) if self.config.output_activation == "tanh" else matrix
@@ -298,10 +307,7 @@ class Painter(nn.Module):
             ``updates`` are the raw rank-1 updates (T, B, C, H, Wd) and whose ``partials`` and
             ``image`` have the output activation applied.
         """
-        K, V, LR = self.sequences(z)
-        run = self.rule.paint if self.fast_path else self.rule.scan
-        with full_precision(z.device):
-            result = run(K, V, LR, frames=frames, **self._start(K))
+        result = self._matrices(z, frames)
         if not frames:
             return self._output(result)
         return PaintResult(
@@ -333,21 +339,17 @@ class Painter(nn.Module):
                 f"stages must be an integer between 1 and painter steps ({steps}) that divides "
                 f"them; got {stages!r}"
             )
-        K, V, LR = self.sequences(z)
-        run = self.rule.paint if self.fast_path else self.rule.scan
-        start = self._start(K)
-        with full_precision(z.device):
-            if stages == 1:
-                return self._output(run(K, V, LR, **start))[None]
-            result = run(K, V, LR, frames=True, **start)
-            index = torch.tensor([j * steps // stages for j in range(1, stages)], device=z.device)
-            partials = result.partials.index_select(0, index)  # (N - 1, B, C, H, Wd)
-            if scale:
-                factors = torch.tensor(
-                    [stages / j for j in range(1, stages)], device=z.device, dtype=partials.dtype
-                )
-                partials = partials * rearrange(factors, "n -> n 1 1 1 1")
-            return self._output(torch.cat([partials, result.image[None]]))
+        if stages == 1:
+            return self._output(self._matrices(z))[None]
+        result = self._matrices(z, frames=True)
+        index = torch.tensor([j * steps // stages for j in range(1, stages)], device=z.device)
+        partials = result.partials.index_select(0, index)  # (N - 1, B, C, H, Wd)
+        if scale:
+            factors = torch.tensor(
+                [stages / j for j in range(1, stages)], device=z.device, dtype=partials.dtype
+            )
+            partials = partials * rearrange(factors, "n -> n 1 1 1 1")
+        return self._output(torch.cat([partials, result.image[None]]))
 
     def forward(self, z: Tensor) -> Tensor:
         """z (B, latent_dim) -> images (B, C, H, Wd)."""
