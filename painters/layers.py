@@ -74,6 +74,53 @@ class PreNormResidual(nn.Module):
         return x + self.fn(self.norm(x))
 
 
+def _shifted_windows(t: Tensor, kernel_size: int) -> list[Tensor]:
+    """The ``kernel_size**2`` neighbours of every pixel as views: entry ``j = dy * kernel_size +
+    dx`` is ``t`` shifted so that pixel (x, y) reads (x + dy - r, y + dx - r), r = kernel_size // 2,
+    zeros beyond the border. (N, D, H, W) -> kernel_size**2 tensors (N, D, H, W)."""
+    h, w = t.shape[-2:]
+    r = kernel_size // 2
+    padded = F.pad(t, (r, r, r, r))
+    offsets = range(kernel_size)
+    return [padded[..., dy : dy + h, dx : dx + w] for dy in offsets for dx in offsets]
+
+
+def neighbourhood_attention(q: Tensor, k: Tensor, v: Tensor, kernel_size: int) -> Tensor:
+    """Softmax attention of every pixel over its ``kernel_size`` x ``kernel_size`` neighbourhood
+    (zero padding; the zero keys at the border take part in the softmax).
+
+    q, k, v: (N, D, H, W) (queries already scaled) -> (N, D, H, W). The neighbours are read as
+    shifted views of the padded keys and values, so the work is a few element-wise kernels per
+    neighbour; :func:`neighbourhood_attention_reference` computes the same with ``F.unfold`` (one
+    copy of every neighbourhood, and on CUDA one im2col launch per image), and the tests compare
+    the two, values and gradients.
+    """
+    keys, values = _shifted_windows(k, kernel_size), _shifted_windows(v, kernel_size)
+    sim = torch.stack([(q * key).sum(dim=1) for key in keys], dim=1)  # (N, J, H, W)
+    attn = (sim - sim.amax(dim=1, keepdim=True).detach()).softmax(dim=1)
+    out = attn[:, 0, None] * values[0]
+    for j in range(1, len(values)):
+        out = out + attn[:, j, None] * values[j]
+    return out
+
+
+def neighbourhood_attention_reference(q: Tensor, k: Tensor, v: Tensor, kernel_size: int) -> Tensor:
+    """:func:`neighbourhood_attention` written with ``F.unfold``: the reference it is tested
+    against. q, k, v: (N, D, H, W) -> (N, D, H, W)."""
+    h, w = q.shape[-2:]
+    dim = q.shape[1]
+    pad = kernel_size // 2
+    k, v = (
+        rearrange(F.unfold(t, kernel_size=kernel_size, padding=pad), "n (d j) p -> n p j d", d=dim)
+        for t in (k, v)
+    )
+    q = rearrange(q, "n d x y -> n (x y) d")
+    sim = torch.einsum("npd,npjd->npj", q, k)
+    attn = (sim - sim.amax(dim=-1, keepdim=True).detach()).softmax(dim=-1)
+    out = torch.einsum("npj,npjd->npd", attn, v)
+    return rearrange(out, "n (x y) d -> n d x y", x=h, y=w)
+
+
 class LinearLocalAttention(nn.Module):
     """Lightweight GAN's attention: global linear attention beside local 3x3 softmax attention.
 
@@ -116,24 +163,11 @@ class LinearLocalAttention(nn.Module):
         return F.gelu(rearrange(out, "(b h) (x y) d -> b (h d) x y", h=self.heads, x=h, y=w))
 
     def _local(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
         q = self.to_q(x)
         k, v = self.to_kv(x).chunk(2, dim=1)
         q, k, v = (rearrange(t, "b (h c) x y -> (b h) c x y", h=self.heads) for t in (q, k, v))
-        pad = self.kernel_size // 2
-        k, v = (
-            rearrange(
-                F.unfold(t, kernel_size=self.kernel_size, padding=pad),
-                "b (d j) n -> b n j d",
-                d=self.dim_head,
-            )
-            for t in (k, v)
-        )
-        q = rearrange(q, "b c x y -> b (x y) c") * self.scale
-        sim = torch.einsum("bid,bijd->bij", q, k)
-        attn = (sim - sim.amax(dim=-1, keepdim=True).detach()).softmax(dim=-1)
-        out = torch.einsum("bij,bijd->bid", attn, v)
-        return rearrange(out, "(b h) (x y) d -> b (h d) x y", h=self.heads, x=h, y=w)
+        out = neighbourhood_attention(q * self.scale, k, v, self.kernel_size)
+        return rearrange(out, "(b h) d x y -> b (h d) x y", h=self.heads)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.to_out(torch.cat([self._linear(x), self._local(x)], dim=1))

@@ -11,6 +11,7 @@ from fwp.gan.config import ConfigError
 from fwp.gan.generators import build_generator
 from fwp.gan.networks.discriminator import LightweightDiscriminator
 from fwp.gan.trainer import Trainer
+from fwp.painters.layers import ChannelNorm
 
 
 @pytest.fixture(autouse=True)
@@ -57,22 +58,36 @@ def _values_and_gradients(call, module, inputs):
     module.zero_grad(set_to_none=True)
     output = call(inputs)
     tensors = [output] if isinstance(output, torch.Tensor) else [output.logits, output.small_logits]
-    weights = [torch.linspace(-1, 1, t.numel()).reshape(t.shape) for t in tensors]
+    weights = [torch.linspace(-1, 1, t.numel(), device=t.device).reshape(t.shape) for t in tensors]
     sum((t * w).sum() for t, w in zip(tensors, weights, strict=True)).backward()
     grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
     return [t.detach() for t in tensors], grads
 
 
-@pytest.mark.parametrize("network", ["generator", "discriminator"])
-def test_inductor_matches_eager_values_and_gradients(network):
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("network", ["generator", "discriminator", "channel-norm"])
+def test_inductor_matches_eager_values_and_gradients(network, device, monkeypatch):
+    """Compiled and eager calls agree, values and parameter gradients. The channel norm at 128
+    channels is the shape whose compiled backward failed on CUDA with inductor's mix-order
+    reduction (pytorch/pytorch#178080). On CUDA both run in full float32: cuDNN's convolutions
+    default to TF32, whose rounding differs between the eager and the compiled kernels."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     torch.manual_seed(0)
     if network == "generator":
         module = build_generator(tiny_config())
         inputs = torch.randn(4, module.latent_dim)
-    else:
+    elif network == "discriminator":
         module = LightweightDiscriminator((16, 16), channels=3, base_channels=8, max_channels=32)
         inputs = torch.rand(4, 3, 16, 16) * 2 - 1
-    call = compiled.maybe_compile(module, "default", torch.device("cpu"), network)
+    else:
+        module = torch.nn.Sequential(torch.nn.Conv2d(3, 128, 1), ChannelNorm(128))
+        inputs = torch.randn(20, 3, 16, 16)
+    module, inputs = module.to(device), inputs.to(device)
+    call = compiled.maybe_compile(module, "default", torch.device(device), network)
     assert isinstance(call, compiled.CompiledCall)
     eager_values, eager_grads = _values_and_gradients(module, module, inputs)
     fast_values, fast_grads = _values_and_gradients(call, module, inputs)
@@ -81,7 +96,20 @@ def test_inductor_matches_eager_values_and_gradients(network):
         torch.testing.assert_close(fast, eager, rtol=1e-4, atol=1e-5)
     assert eager_grads.keys() == fast_grads.keys()
     for name, grad in eager_grads.items():
-        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+        # float32 sums of thousands of terms in another order: absolute error relative to the
+        # gradient's scale
+        scale = max(1.0, grad.abs().max().item())
+        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=1e-5 * scale, msg=name)
+
+
+def test_compiling_turns_off_the_mix_order_reduction(monkeypatch):
+    """The CUDA bug above comes from inductor's mix-order reduction; fwp's compiled calls run
+    without it."""
+    from torch._inductor import config as inductor_config
+
+    monkeypatch.setattr(inductor_config.triton, "mix_order_reduction", True)
+    compiled.CompiledCall(torch.nn.Linear(3, 4), "default", "generator")
+    assert inductor_config.triton.mix_order_reduction is False
 
 
 def test_a_failing_compiler_falls_back_to_eager_with_one_warning():

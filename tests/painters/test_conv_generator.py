@@ -41,7 +41,13 @@ def test_shapes_range_and_gradients(size, attention, channels):
     for name, parameter in generator.named_parameters():
         assert parameter.grad is not None, name
         assert torch.isfinite(parameter.grad).all(), name
-        assert parameter.grad.abs().sum() > 0, name
+        if name.endswith("to_logit.bias"):
+            # the global context's logits go through a softmax over the pixels, which ignores a
+            # shift: this bias (kept for the official parameter count) has gradient 0 up to
+            # rounding
+            assert parameter.grad.abs().max() < 1e-5, name
+        else:
+            assert parameter.grad.abs().sum() > 0, name
 
 
 def test_skip_layer_excitation_exists_from_128_pixels():
