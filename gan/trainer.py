@@ -37,7 +37,7 @@ from .data import DataStream, load_images
 from .ema import EMASchedule, ema_reset, ema_update
 from .generators import TrainedGenerator, build_generator
 from .metrics_log import MetricsLog
-from .objectives import Objective, build_objective
+from .objectives import LinearDecay, Objective, build_objective
 from .progress import ProgressDisplay, format_seconds
 from .rundir import RunDir
 from .runtime import rng_state, seed_everything, set_cuda_math, set_rng_state
@@ -129,6 +129,8 @@ class Trainer:
             reset_every=optim.ema_reset_every,
             reset_until=optim.ema_reset_until,
         )
+
+        self.lr_decay = LinearDecay.from_fraction(run.steps, optim.lr_decay_start)
 
         latent_rng = torch.Generator().manual_seed(run.seed + 1)
         self.fixed_latents = self.ema.sample_latents(run.num_samples, latent_rng).to(self.device)
@@ -294,10 +296,12 @@ class Trainer:
         return self.config.optim.batch_size * self.dist.world_size
 
     def train_step(self) -> dict[str, Tensor]:
-        """One step: the next batch, the objective's step, the EMA update or reset when the
-        schedule (``optim.ema_*``) says so. Returns the step's losses as device tensors (not
-        synchronised)."""
+        """One step: the next batch, the learning rates of the step (``optim.lr_decay_start``),
+        the objective's step, the EMA update or reset when the schedule (``optim.ema_*``) says
+        so. Returns the step's losses as device tensors (not synchronised)."""
         real = self.stream.next_batch()
+        if self.lr_decay.active:
+            self.objective.scale_learning_rates(self.lr_decay.factor(self.step))
         losses = self.objective.train_step(real, self.step)
         schedule, generator = self.ema_schedule, self.objective.generator
         if schedule.updates_at(self.step):  # then a reset, in lightweight-gan's order

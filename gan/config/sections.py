@@ -144,6 +144,11 @@ class OptimSection:
     )
     lr_generator: float = option(2e-4, "Adam learning rate of the generator")
     lr_discriminator: float = option(2e-4, "Adam learning rate of the discriminator")
+    lr_decay_start: float = option(
+        1.0,
+        "fraction of run.steps after which every learning rate falls linearly to 0 at run.steps "
+        "(1 = constant, the paper's)",
+    )
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.9, "Adam beta2")
     ema_decay: float = option(0.995, "decay of the generator's weight EMA (the sampled network)")

@@ -190,6 +190,11 @@ class TrainConfig:
         for name in ("lr_generator", "lr_discriminator"):
             if getattr(self.optim, name) <= 0:
                 raise ConfigError(f"optim.{name} must be positive")
+        if not 0.0 <= self.optim.lr_decay_start <= 1.0:
+            raise ConfigError(
+                f"optim.lr_decay_start must be in [0, 1] (a fraction of run.steps; 1 = no decay); "
+                f"got {self.optim.lr_decay_start}"
+            )
         if not 0.0 <= self.optim.ema_decay < 1.0:
             raise ConfigError(f"optim.ema_decay must be in [0, 1); got {self.optim.ema_decay}")
         for name in ("beta1", "beta2"):

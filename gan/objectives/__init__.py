@@ -10,7 +10,15 @@ from .adversarial import (
     hinge_generator_loss,
     real_gradient_penalty,
 )
-from .base import OBJECTIVES, Objective, build_objective, frozen, make_adam, register_objective
+from .base import (
+    OBJECTIVES,
+    LinearDecay,
+    Objective,
+    build_objective,
+    frozen,
+    make_adam,
+    register_objective,
+)
 from .cooperative import (
     CooperativeObjective,
     Revision,
@@ -29,6 +37,7 @@ __all__ = [
     "AdversarialObjective",
     "CooperativeObjective",
     "IntrospectiveObjective",
+    "LinearDecay",
     "NegativePool",
     "Objective",
     "Revision",

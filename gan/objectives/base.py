@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -51,6 +52,38 @@ def make_adam(
     if device.type == "cuda":
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+
+
+@dataclass(frozen=True)
+class LinearDecay:
+    """A learning-rate factor by step index: 1 until ``start``, then falling linearly to 0 at
+    ``total`` (the linear decay of pix2pix, Isola et al., CVPR 2017).
+
+    Attributes:
+        total: the run's steps (``run.steps``).
+        start: the first step index of the decay (``int(optim.lr_decay_start * run.steps)``);
+            ``start >= total`` keeps every rate constant.
+    """
+
+    total: int
+    start: int
+
+    @classmethod
+    def from_fraction(cls, total: int, fraction: float) -> LinearDecay:
+        """The decay over the last ``1 - fraction`` of ``total`` steps."""
+        return cls(total, int(fraction * total))
+
+    @property
+    def active(self) -> bool:
+        """False when every step's factor is 1."""
+        return self.start < self.total
+
+    def factor(self, step: int) -> float:
+        """The factor of the step of index ``step`` (from 0): 1 before ``start``, then
+        ``(total - step) / (total - start)``, never below 0."""
+        if step < self.start:
+            return 1.0
+        return max(0.0, (self.total - step) / (self.total - self.start))
 
 
 class Objective:
@@ -103,6 +136,13 @@ class Objective:
             objective has none.
         """
         return {}
+
+    def scale_learning_rates(self, factor: float) -> None:
+        """Set every optimiser's learning rates to ``factor`` times their initial values (kept
+        in each parameter group as ``initial_lr``, which checkpoints save with the optimiser)."""
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
 
     def learning_rates(self) -> dict[str, float]:
         return {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
