@@ -12,34 +12,14 @@ both paths, forward and forward+backward, and their ratio.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from functools import partial
 
 import torch
+from bench_paint import median_ms
 
 from fwp.gan.runtime import pick_device
 from fwp.gan.tables import format_table
 from fwp.painters.layers import neighbourhood_attention, neighbourhood_attention_reference
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(call, repeats: int, device: torch.device) -> float:
-    """Median milliseconds of ``call()`` after two warm-up calls."""
-    for _ in range(2):
-        call()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        call()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def _forward(attention, q, k, v) -> None:
@@ -74,8 +54,8 @@ def main() -> None:
             ("shifted", neighbourhood_attention),
         ):
             timings[name] = (
-                time_call(partial(_forward, attention, q, k, v), args.repeats, device),
-                time_call(partial(_forward_backward, attention, q, k, v), args.repeats, device),
+                median_ms(partial(_forward, attention, q, k, v), device, 2, args.repeats),
+                median_ms(partial(_forward_backward, attention, q, k, v), device, 2, args.repeats),
             )
         for index, label in enumerate(("fwd", "fwd+bwd")):
             unfold, shifted = timings["unfold"][index], timings["shifted"][index]
