@@ -96,9 +96,9 @@ def test_inductor_matches_eager_values_and_gradients(network, device, monkeypatc
         torch.testing.assert_close(fast, eager, rtol=1e-4, atol=1e-5)
     assert eager_grads.keys() == fast_grads.keys()
     for name, grad in eager_grads.items():
-        # float32 sums of thousands of terms in another order: absolute error relative to the
-        # gradient's scale
-        scale = max(1.0, grad.abs().max().item())
+        # the channel norm's gain and bias gradients are float32 sums of 5,120 terms of size ~100
+        # taken in another order: their absolute error scales with the gradient
+        scale = max(1.0, grad.abs().max().item()) if network == "channel-norm" else 1.0
         torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=1e-5 * scale, msg=name)
 
 
