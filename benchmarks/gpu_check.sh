@@ -47,15 +47,16 @@ fi
 
 # the math: fast vs reference losses, compiled vs eager values and gradients (on CUDA too), the
 # local attention against its reference, and the CUDA data tests
-step tests 100 python3 -m pytest -q -p no:cacheprovider tests/gan/test_fast_mode.py \
+step tests 130 python3 -m pytest -q -p no:cacheprovider tests/gan/test_fast_mode.py \
     tests/gan/test_compile.py tests/gan/test_data.py tests/painters/test_neighbourhood_attention.py
 # the discriminator's local attention, shifted views against F.unfold
 step attention 25 python3 benchmarks/bench_attention.py --device cuda
 # the headline: the paper's configuration at the official code's batch of 20, with generation
-step train_b20 60 python3 benchmarks/bench_train.py --batch 20 --modes reference fast amp
+step train_b20 90 python3 benchmarks/bench_train.py --batch 20 --modes reference fast
 # scaling with the batch
-step train_b64_b256 80 python3 benchmarks/bench_train.py --batch 64 256 --modes fast amp
-step profile 40 python3 benchmarks/profile_step.py --rows 30
-step paint 30 python3 benchmarks/bench_paint.py --device cuda --batch 20 --batch 256
-# last, as it compiles for minutes on a cold cache: torch.compile at batch 20
-step compile_b20 200 python3 benchmarks/bench_train.py --batch 20 --modes fast compile
+step train_b64 60 python3 benchmarks/bench_train.py --batch 64 --modes fast amp --steps 15 --warmup 3
+step train_b256 45 python3 benchmarks/bench_train.py --batch 256 --modes fast --steps 8 --warmup 2
+step profile 35 python3 benchmarks/profile_step.py --rows 30
+# last, as it compiles for a minute or two: torch.compile at batch 20 (bench_paint.py times the
+# painting paths alone, when there is time for it)
+step compile_b20 150 python3 benchmarks/bench_train.py --batch 20 --modes fast compile
