@@ -46,9 +46,14 @@ if [ "$quick" = 1 ]; then
 fi
 
 # the math: fast vs reference losses, compiled vs eager values and gradients (on CUDA too), the
-# local attention against its reference, and the CUDA data tests
-step tests 130 python3 -m pytest -q -p no:cacheprovider tests/gan/test_fast_mode.py \
-    tests/gan/test_compile.py tests/gan/test_data.py tests/painters/test_neighbourhood_attention.py
+# local attention against its reference, and the CUDA data tests; the CUDA cases first (the CPU
+# cases of the compile test compile on the CPU, which takes most of a minute)
+tests="tests/gan/test_fast_mode.py tests/gan/test_compile.py tests/gan/test_data.py
+    tests/painters/test_neighbourhood_attention.py"
+# shellcheck disable=SC2086
+step tests_cuda 90 python3 -m pytest -q -p no:cacheprovider $tests -k "cuda"
+# shellcheck disable=SC2086
+step tests 40 python3 -m pytest -q -p no:cacheprovider $tests -k "not cuda" -x
 # the discriminator's local attention, shifted views against F.unfold
 step attention 25 python3 benchmarks/bench_attention.py --device cuda
 # the headline: the paper's configuration at the official code's batch of 20, with generation
