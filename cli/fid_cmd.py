@@ -25,6 +25,12 @@ def _report(result: MetricResult, as_json: bool) -> None:
     click.echo(f"FID  {result.fid:.4f}")
     click.echo(f"KID  {result.kid:.6f} ± {result.kid_std:.6f}")
     click.echo(f"real images: {result.num_real}   generated images: {result.num_fake}")
+    if result.precision is not None and result.recall is not None:
+        click.echo(
+            f"precision {result.precision:.3f}   recall {result.recall:.3f}"
+            "   (share of generated images inside the real set's 3-NN balls, and of real images"
+            " inside the generated set's)"
+        )
     if result.near_duplicates is not None:
         click.echo(f"near-duplicates: {result.near_duplicates.describe()}")
     click.echo(f"Inception weights: {result.weights_origin}")

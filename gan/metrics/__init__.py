@@ -7,6 +7,8 @@ Features are the 2048-d final average-pool activations of the "FID Inception" (t
 - FID: the Fréchet distance between Gaussians fitted to the two feature sets (Heusel et al., 2017).
 - KID: the unbiased estimate of the squared MMD with the cubic polynomial kernel
   ``k(x, y) = (x.y / d + 1) ** 3``, averaged over random subsets (Bińkowski et al., ICLR 2018).
+- Precision and recall (Kynkäänniemi et al., NeurIPS 2019) on the same features: how much of the
+  generated set is realistic, and how much of the real set it covers.
 
 Weights are never downloaded (:func:`find_inception_weights`). Reference statistics of real data
 are computed once per (dataset, resolution, preprocessing, weights) and cached as ``.npz``
@@ -15,14 +17,15 @@ are computed once per (dataset, resolution, preprocessing, weights) and cached a
 uint8 the same way (:func:`evaluate_generator`), so both go through one path into the network.
 
 Modules, one concern each: :mod:`~fwp.gan.metrics.weights` (finding and converting weights),
-:mod:`~fwp.gan.metrics.inception` (the network), :mod:`~fwp.gan.metrics.distances` (FID and KID
-maths), :mod:`~fwp.gan.metrics.stats` (feature statistics, their comparison and files),
+:mod:`~fwp.gan.metrics.inception` (the network), :mod:`~fwp.gan.metrics.distances` (FID, KID,
+precision and recall maths), :mod:`~fwp.gan.metrics.stats` (feature statistics, their comparison
+and files),
 :mod:`~fwp.gan.metrics.reference` (cached statistics of real data),
 :mod:`~fwp.gan.metrics.evaluate` (generators and runs), :mod:`~fwp.gan.metrics.diversity`
 (near-duplicate samples, a direct count of repeats that FID and KID only average over).
 """
 
-from .distances import frechet_distance, kid
+from .distances import frechet_distance, kid, precision_recall
 from .diversity import NEAR_DUPLICATE_RMS, NearDuplicates, near_duplicates, pairwise_rms
 from .evaluate import (
     DIVERSITY_SAMPLES,
@@ -86,6 +89,7 @@ __all__ = [
     "load_stats",
     "near_duplicates",
     "pairwise_rms",
+    "precision_recall",
     "reference_stats",
     "reference_stats_path",
     "save_stats",

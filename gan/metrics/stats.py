@@ -20,7 +20,7 @@ from torch import Tensor
 from fwp.gan.files import atomic_write
 from fwp.gan.progress import progress_iter
 
-from .distances import frechet_distance, kid
+from .distances import PRECISION_RECALL_K, frechet_distance, kid, precision_recall
 from .diversity import NearDuplicates
 
 if TYPE_CHECKING:
@@ -150,7 +150,8 @@ def feature_stats(
 @dataclass
 class MetricResult:
     """FID and KID of a generated set against a real set, with what they were computed from,
-    and the near-duplicate pairs among the first generated images (:mod:`.diversity`)."""
+    the near-duplicate pairs among the first generated images (:mod:`.diversity`), and the
+    improved precision and recall of the kept feature rows."""
 
     fid: float
     kid: float
@@ -159,6 +160,9 @@ class MetricResult:
     num_fake: int
     weights_origin: str
     near_duplicates: NearDuplicates | None = None
+    #: improved precision and recall (:func:`~.distances.precision_recall`), k = 3
+    precision: float | None = None
+    recall: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``dict`` (JSON/CSV friendly)."""
@@ -175,10 +179,12 @@ def compare_stats(
     device: str | torch.device | None = "cpu",
     fid_method: str = "sqrtm",
 ) -> MetricResult:
-    """FID and KID between two :class:`FeatureStats` made with the same Inception weights.
+    """FID, KID, precision and recall between two :class:`FeatureStats` made with the same
+    Inception weights.
 
     ``num_subsets``, ``subset_size``, ``seed``, ``device`` go to :func:`kid`; ``fid_method`` to
-    :func:`frechet_distance`.
+    :func:`frechet_distance`. Precision and recall use the kept feature rows (all of them up to
+    :data:`KID_FEATURES` images), and are None when a side keeps 3 rows or fewer.
     """
     if real.weights_origin != fake.weights_origin:
         raise ValueError(
@@ -189,6 +195,9 @@ def compare_stats(
     kid_mean, kid_std = kid(
         real.features, fake.features, num_subsets, subset_size, seed, device=device
     )
+    precision = recall = None
+    if min(len(real.features), len(fake.features)) > PRECISION_RECALL_K:
+        precision, recall = precision_recall(real.features, fake.features, device=device)
     return MetricResult(
         fid=fid,
         kid=kid_mean,
@@ -196,6 +205,8 @@ def compare_stats(
         num_real=real.num_images,
         num_fake=fake.num_images,
         weights_origin=real.weights_origin,
+        precision=precision,
+        recall=recall,
     )
 
 

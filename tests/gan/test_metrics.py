@@ -29,6 +29,7 @@ from fwp.gan.metrics import (
     frechet_distance,
     kid,
     load_stats,
+    precision_recall,
     reference,
     reference_stats,
     save_stats,
@@ -185,6 +186,70 @@ def test_kid_rejects_bad_input() -> None:
         kid(np.ones((5, 4)), np.ones((5, 3)))
 
 
+def _precision_recall_by_hand(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:
+    """The definition, one point at a time: the k-th nearest other row sets each ball's radius."""
+
+    def radii(x: np.ndarray) -> list[float]:
+        return [
+            sorted(np.linalg.norm(x - x[i], axis=1).tolist())[k] for i in range(len(x))
+        ]  # index 0 is the row itself
+
+    def share(points: np.ndarray, centres: np.ndarray, r: list[float]) -> float:
+        inside = [
+            any(np.linalg.norm(p - c) <= rc for c, rc in zip(centres, r, strict=True))
+            for p in points
+        ]
+        return sum(inside) / len(points)
+
+    return share(fake, real, radii(real)), share(real, fake, radii(fake))
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_precision_recall_matches_the_definition(k: int) -> None:
+    rng = np.random.default_rng(k)
+    real = rng.standard_normal((60, 5))
+    fake = 0.7 * rng.standard_normal((45, 5)) + 1.2
+    got = precision_recall(real, fake, k=k)
+    assert got == pytest.approx(_precision_recall_by_hand(real, fake, k), abs=1e-12)
+    assert 0.0 < got[0] < 1.0 and 0.0 < got[1] < 1.0  # a case where both sides matter
+
+
+def test_precision_recall_across_row_chunks(monkeypatch) -> None:
+    # more rows than one distance chunk: the chunked loop must give the unchunked answer
+    rng = np.random.default_rng(0)
+    real, fake = rng.standard_normal((70, 3)), rng.standard_normal((50, 3)) + 0.3
+    whole = precision_recall(real, fake)
+    monkeypatch.setattr(metrics.distances, "_ROWS_PER_CHUNK", 16)
+    assert precision_recall(real, fake) == whole
+
+
+def test_precision_recall_identical_collapsed_and_disjoint_sets() -> None:
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((200, 8))
+    assert precision_recall(real, real.copy()) == (1.0, 1.0)
+    # a generator that paints four real pictures over and over: every sample is realistic,
+    # almost none of the data is covered (the four pictures' balls have radius 0)
+    collapsed = np.repeat(real[:4], 50, axis=0)
+    precision, recall = precision_recall(real, collapsed)
+    assert precision == 1.0 and recall == pytest.approx(4 / 200)
+    assert precision_recall(real, real + 100.0) == (0.0, 0.0)
+
+
+def test_precision_recall_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match=r"k must be in \[1, 3\]"):
+        precision_recall(np.ones((4, 2)), np.ones((10, 2)), k=4)
+    with pytest.raises(ValueError, match=r"\(M, D\)"):
+        precision_recall(np.ones((5, 4)), np.ones((5, 3)))
+
+
+def test_compare_stats_leaves_precision_recall_out_for_tiny_sets() -> None:
+    rng = np.random.default_rng(2)
+    a = FeatureStats.from_features(rng.standard_normal((3, 4)), "w")
+    b = FeatureStats.from_features(rng.standard_normal((30, 4)), "w")
+    result = compare_stats(a, b, num_subsets=2, subset_size=3)
+    assert result.precision is None and result.recall is None
+
+
 # ------------------------------------------------------------------------------------------------
 # Inception plumbing (random weights)
 # ------------------------------------------------------------------------------------------------
@@ -253,7 +318,10 @@ def test_compare_stats_small() -> None:
         "num_fake": 300,
         "weights_origin": "w",
         "near_duplicates": None,  # statistics hold no images: only evaluations count them
+        "precision": result.precision,
+        "recall": result.recall,
     }
+    assert (result.precision, result.recall) == precision_recall(a.features, b.features)
 
 
 def test_compare_stats_refuses_mixed_weights() -> None:
