@@ -94,6 +94,20 @@ def frechet_distance(
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * tr_covmean)
 
 
+def _feature_pair(
+    features_real: np.ndarray | Tensor,
+    features_fake: np.ndarray | Tensor,
+    device: str | torch.device | None,
+) -> tuple[Tensor, Tensor]:
+    """Both feature sets as float64 tensors ``(M, D)`` and ``(N, D)`` on ``device``."""
+    dev = pick_device(str(device or "auto"))
+    x = torch.as_tensor(np.asarray(features_real), dtype=torch.float64, device=dev)
+    y = torch.as_tensor(np.asarray(features_fake), dtype=torch.float64, device=dev)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"features must be (M, D) and (N, D), got {x.shape} and {y.shape}")
+    return x, y
+
+
 def _mmd2_unbiased(kxx: Tensor, kyy: Tensor, kxy: Tensor) -> Tensor:
     """Unbiased MMD^2 from kernel matrices ``(m, m)``, ``(n, n)``, ``(m, n)``."""
     m, n = kxx.shape[0], kyy.shape[0]
@@ -124,11 +138,8 @@ def kid(
     Returns:
         ``(mean, std)`` over the subsets (``std`` with ``ddof=1``; 0 for one subset).
     """
-    dev = pick_device(str(device or "auto"))
-    x = torch.as_tensor(np.asarray(features_real), dtype=torch.float64, device=dev)
-    y = torch.as_tensor(np.asarray(features_fake), dtype=torch.float64, device=dev)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(f"features must be (M, D) and (N, D), got {x.shape} and {y.shape}")
+    x, y = _feature_pair(features_real, features_fake, device)
+    dev = x.device
     if num_subsets < 1:
         raise ValueError(f"num_subsets must be >= 1, got {num_subsets}")
     m, n, dim = x.shape[0], y.shape[0], x.shape[1]
@@ -228,11 +239,7 @@ def precision_recall(
     Returns:
         ``(precision, recall)``, each in [0, 1].
     """
-    dev = pick_device(str(device or "auto"))
-    real = torch.as_tensor(np.asarray(features_real), dtype=torch.float64, device=dev)
-    fake = torch.as_tensor(np.asarray(features_fake), dtype=torch.float64, device=dev)
-    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
-        raise ValueError(f"features must be (M, D) and (N, D), got {real.shape} and {fake.shape}")
+    real, fake = _feature_pair(features_real, features_fake, device)
     precision = share_inside(fake, real, neighbour_radii(real, k))
     recall = share_inside(real, fake, neighbour_radii(fake, k))
     return precision, recall
