@@ -285,7 +285,10 @@ class Trainer:
             if self.fid_evaluator is None:
                 self.fid_evaluator = RunEvaluator(self.config, device=self.device)
             result = self.fid_evaluator.evaluate(
-                self.ema, num=self.config.run.fid_num, seed=self.config.run.seed + 2
+                self.ema,
+                num=self.config.run.fid_num,
+                seed=self.config.run.seed + 2,
+                with_precision_recall=False,  # metrics.csv logs FID and KID only
             )
         return {"fid": result.fid, "kid": result.kid, "kid_std": result.kid_std}
 

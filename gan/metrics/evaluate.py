@@ -71,6 +71,7 @@ def evaluate_generator(
     *,
     fid_method: str = "sqrtm",
     near_duplicate_rms: float = NEAR_DUPLICATE_RMS,
+    with_precision_recall: bool = True,
 ) -> MetricResult:
     """FID/KID of ``num`` generated images against ``reference`` statistics, and the
     near-duplicate pairs among the first :data:`DIVERSITY_SAMPLES` of them.
@@ -84,6 +85,7 @@ def evaluate_generator(
         seed: the latents' seed, also the KID subsets' seed.
         near_duplicate_rms: the RMS pixel difference ([0, 1] scale) below which two generated
             images count as near-duplicates.
+        with_precision_recall: also compute precision and recall (see :func:`compare_stats`).
 
     Generated images are quantised to uint8 (:func:`fwp.gan.data.to_uint8`, as if saved to PNG)
     so that they enter the Inception network exactly as the real uint8 images do.
@@ -91,7 +93,14 @@ def evaluate_generator(
     with torch.no_grad():
         fake = to_uint8(generator.sample(num, batch_size, seed)).cpu()
     stats = feature_stats(fake, model, batch_size, progress)
-    result = compare_stats(reference, stats, seed=seed, device=model.device, fid_method=fid_method)
+    result = compare_stats(
+        reference,
+        stats,
+        seed=seed,
+        device=model.device,
+        fid_method=fid_method,
+        with_precision_recall=with_precision_recall,
+    )
     return _with_near_duplicates(result, fake, near_duplicate_rms)
 
 
@@ -144,9 +153,10 @@ class RunEvaluator:
         seed: int,
         fid_method: str = "eigh",
         near_duplicate_rms: float = NEAR_DUPLICATE_RMS,
+        with_precision_recall: bool = True,
     ) -> MetricResult:
-        """FID/KID of ``num`` samples of ``generator`` (latents drawn from ``seed``), and their
-        near-duplicates (see :func:`evaluate_generator`)."""
+        """FID/KID of ``num`` samples of ``generator`` (latents drawn from ``seed``), their
+        near-duplicates and precision/recall (see :func:`evaluate_generator`)."""
         return evaluate_generator(
             generator,
             self.reference,
@@ -157,6 +167,7 @@ class RunEvaluator:
             self.progress,
             fid_method=fid_method,
             near_duplicate_rms=near_duplicate_rms,
+            with_precision_recall=with_precision_recall,
         )
 
 

@@ -178,13 +178,15 @@ def compare_stats(
     seed: int = 0,
     device: str | torch.device | None = "cpu",
     fid_method: str = "sqrtm",
+    with_precision_recall: bool = True,
 ) -> MetricResult:
     """FID, KID, precision and recall between two :class:`FeatureStats` made with the same
     Inception weights.
 
     ``num_subsets``, ``subset_size``, ``seed``, ``device`` go to :func:`kid`; ``fid_method`` to
     :func:`frechet_distance`. Precision and recall use the kept feature rows (all of them up to
-    :data:`KID_FEATURES` images), and are None when a side keeps 3 rows or fewer.
+    :data:`KID_FEATURES` images); they are None when a side keeps 3 rows or fewer, or without
+    ``with_precision_recall`` (their nearest-neighbour passes are skipped).
     """
     if real.weights_origin != fake.weights_origin:
         raise ValueError(
@@ -196,7 +198,7 @@ def compare_stats(
         real.features, fake.features, num_subsets, subset_size, seed, device=device
     )
     precision = recall = None
-    if min(len(real.features), len(fake.features)) > PRECISION_RECALL_K:
+    if with_precision_recall and min(len(real.features), len(fake.features)) > PRECISION_RECALL_K:
         precision, recall = precision_recall(real.features, fake.features, device=device)
     return MetricResult(
         fid=fid,

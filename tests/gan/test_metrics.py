@@ -250,6 +250,21 @@ def test_compare_stats_leaves_precision_recall_out_for_tiny_sets() -> None:
     assert result.precision is None and result.recall is None
 
 
+def test_compare_stats_skips_precision_recall_when_asked(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    a = FeatureStats.from_features(rng.standard_normal((40, 4)), "w")
+    b = FeatureStats.from_features(rng.standard_normal((30, 4)), "w")
+    with_them = compare_stats(a, b, num_subsets=2, subset_size=10)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("precision_recall ran")
+
+    monkeypatch.setattr(metrics.stats, "precision_recall", refuse)
+    without = compare_stats(a, b, num_subsets=2, subset_size=10, with_precision_recall=False)
+    assert without.precision is None and without.recall is None
+    assert (without.fid, without.kid) == (with_them.fid, with_them.kid)
+
+
 # ------------------------------------------------------------------------------------------------
 # Inception plumbing (random weights)
 # ------------------------------------------------------------------------------------------------
